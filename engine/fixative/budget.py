@@ -1,0 +1,101 @@
+"""Perceptual budgets: how much each pixel may change, so the cloak hides where the eye won't see it.
+
+The weight-free budget (always available) allows up to ``eps`` in busy, textured areas and only a
+fraction of it in flat colour and along clean line art, then enforces SSIM and PSNR floors on the
+final result by shrinking the perturbation. When LPIPS backbone weights are present locally, the
+LPIPS distance is reported too (and the `lpips` budget can penalise it during optimisation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from fixative.metrics import psnr_torch, ssim_torch
+
+
+@dataclass(frozen=True)
+class Budget:
+    name: str
+    eps: float
+    """Largest per-pixel change (0–1 scale) in busy areas."""
+    flat_fraction: float
+    """Share of eps allowed in perfectly flat areas."""
+    min_ssim: float
+    min_psnr: float
+    lpips_target: float
+
+    def describe(self) -> str:
+        return (f"{self.name}: ≤{self.eps * 255:.0f}/255 in textured areas, ≤{self.eps * self.flat_fraction * 255:.1f}/255 "
+                f"in flat ones, SSIM ≥ {self.min_ssim}, PSNR ≥ {self.min_psnr} dB")
+
+
+BUDGETS: dict[str, Budget] = {
+    "low": Budget("low", 4 / 255, 0.25, 0.98, 40.0, 0.03),
+    "default": Budget("default", 8 / 255, 0.25, 0.95, 35.5, 0.05),
+    "high": Budget("high", 12 / 255, 0.3, 0.90, 32.0, 0.08),
+}
+
+
+def texture_map(image: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """Local contrast of luminance in [0, 1], shape (1, 1, H, W): high where noise hides well.
+
+    Computed at full resolution in horizontal bands so that an 8192² image needs no large temporaries.
+    """
+    _, c, h, w = image.shape
+    out = torch.empty((1, 1, h, w), dtype=torch.float32, device=image.device)
+    pad = window // 2
+    band = max(64, (1 << 22) // max(w, 1))
+    for top in range(0, h, band):
+        lo, hi = max(0, top - pad), min(h, top + band + pad)
+        rows = image[:, :, lo:hi].float()
+        luma = rows.mean(dim=1, keepdim=True) if c == 3 else rows[:, :1]
+        mean = F.avg_pool2d(F.pad(luma, (pad, pad, pad, pad), mode="replicate"), window, stride=1)
+        sq = F.avg_pool2d(F.pad(luma**2, (pad, pad, pad, pad), mode="replicate"), window, stride=1)
+        std = (sq - mean**2).clamp_min(0).sqrt()
+        out[:, :, top:min(h, top + band)] = std[:, :, top - lo: top - lo + min(band, h - top)]
+    return out
+
+
+def allowed_change(image: torch.Tensor, budget: Budget) -> torch.Tensor:
+    """Per-pixel L∞ bound (1, 1, H, W): eps·flat_fraction in flat areas, rising to eps when busy."""
+    texture = texture_map(image)
+    busy = (texture / 0.06).clamp(0, 1)  # local std ≥ 0.06 (≈15/255) counts as fully busy
+    return budget.eps * (budget.flat_fraction + (1 - budget.flat_fraction) * busy)
+
+
+def enforce_floors(original: torch.Tensor, delta: torch.Tensor, budget: Budget,
+                   max_side: int = 1024) -> tuple[torch.Tensor, float]:
+    """Shrink ``delta`` until SSIM and PSNR floors hold; returns (delta, factor applied).
+
+    PSNR scales exactly with the factor; SSIM is checked on a ≤ max_side thumbnail-free crop grid.
+    """
+    mse = float((delta.float() ** 2).mean())
+    factor = 1.0
+    if mse > 0:
+        current = 10 * math.log10(1.0 / mse)
+        if current < budget.min_psnr:
+            factor = 10 ** ((current - budget.min_psnr) / 20)
+    sample_o, sample_d = _ssim_sample(original, delta, max_side)
+    for _ in range(12):
+        adv = (sample_o + factor * sample_d).clamp(0, 1)
+        if float(ssim_torch(sample_o, adv)) >= budget.min_ssim:
+            break
+        factor *= 0.85
+    return delta * factor if factor < 1.0 else delta, factor
+
+
+def _ssim_sample(original: torch.Tensor, delta: torch.Tensor, max_side: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A centre crop of at most max_side² at full resolution (SSIM must see the real pixels)."""
+    h, w = original.shape[-2:]
+    top, left = max(0, (h - max_side) // 2), max(0, (w - max_side) // 2)
+    box = (slice(None), slice(None), slice(top, top + max_side), slice(left, left + max_side))
+    return original[box].float(), delta[box].float()
+
+
+def quality_report(original: torch.Tensor, protected: torch.Tensor) -> dict[str, float]:
+    return {"psnr": float(psnr_torch(original, protected)), "ssim": float(ssim_torch(original, protected)),
+            "linf": float((original - protected).abs().max())}

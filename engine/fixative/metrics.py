@@ -1,0 +1,71 @@
+"""Image quality and protection metrics: PSNR, SSIM, optional LPIPS, and the closing fraction."""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+
+def psnr_torch(a: torch.Tensor, b: torch.Tensor) -> float:
+    mse = float(((a.float() - b.float()) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def ssim_torch(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> float:
+    """Mean SSIM over channels with a uniform window (images in [0, 1], (B, C, H, W))."""
+    a, b = a.float(), b.float()
+    c1, c2 = 0.01**2, 0.03**2
+    window = min(window, a.shape[-1], a.shape[-2])
+    mu_a, mu_b = F.avg_pool2d(a, window, 1), F.avg_pool2d(b, window, 1)
+    var_a = F.avg_pool2d(a * a, window, 1) - mu_a**2
+    var_b = F.avg_pool2d(b * b, window, 1) - mu_b**2
+    cov = F.avg_pool2d(a * b, window, 1) - mu_a * mu_b
+    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
+    return float(ssim.mean())
+
+
+def closing_fraction(adv_latent: torch.Tensor, clean_latent: torch.Tensor, target_latent: torch.Tensor) -> float:
+    """f = 1 − ‖E(x′) − t‖ / ‖E(x) − t‖: 0 = encoder still sees the original, 1 = it sees the target."""
+    gap = float((clean_latent.float() - target_latent.float()).norm())
+    if gap == 0:
+        return 0.0
+    return 1.0 - float((adv_latent.float() - target_latent.float()).norm()) / gap
+
+
+def _lpips_backbone_present() -> bool:
+    hub = Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch")) / "hub" / "checkpoints"
+    return any(hub.glob("alexnet-owt-*.pth"))
+
+
+@functools.lru_cache(maxsize=1)
+def lpips_model():
+    """The LPIPS (AlexNet) metric when the package and its backbone weights are present, else None."""
+    if os.environ.get("FIXATIVE_NO_LPIPS") or not _lpips_backbone_present():
+        return None
+    try:
+        import lpips
+    except ImportError:
+        return None
+    try:
+        return lpips.LPIPS(net="alex", verbose=False).eval()
+    except Exception:  # weights missing or corrupt: LPIPS is optional
+        return None
+
+
+def lpips_distance(a: torch.Tensor, b: torch.Tensor, max_side: int = 512) -> float | None:
+    model = lpips_model()
+    if model is None:
+        return None
+    h, w = a.shape[-2:]
+    scale = min(1.0, max_side / max(h, w))
+    if scale < 1:
+        size = (max(16, int(h * scale)), max(16, int(w * scale)))
+        a = F.interpolate(a.float(), size=size, mode="bilinear", antialias=True)
+        b = F.interpolate(b.float(), size=size, mode="bilinear", antialias=True)
+    with torch.no_grad():
+        return float(model(a.float().cpu() * 2 - 1, b.float().cpu() * 2 - 1).mean())
