@@ -33,7 +33,7 @@ from fixative.pixels import Pixels
 from fixative.result import Progress, ProtectResult, ProtectStats
 from fixative.targets import ImageTarget, StyleStatsTarget, Target, encode, pick_auto_style, render_style
 from fixative.transforms import ROBUSTNESS, apply_chain
-from fixative.views import View, sample_view, whole_view
+from fixative.views import View, ViewSampler, whole_view
 
 ProgressCallback = Callable[[Progress], None]
 
@@ -164,6 +164,7 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     budget = BUDGETS[options.intensity]
     robustness = ROBUSTNESS[options.robustness]
     jitter = 0.0 if options.robustness == "off" else 0.15
+    sampler = ViewSampler(pixels.height, pixels.width, view_px, multiple, jitter)
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)
     noise_generator = torch.Generator().manual_seed(options.seed)
@@ -185,7 +186,9 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
                 goal = target.latent(model, main_view, clean_main)
                 start_distance[(model.name, label)] = max(float(((clean_latent - goal) ** 2).mean()), 1e-8)
 
+    clean_latents = _CleanLatents(sampler, artwork)
     limit = allowed_change(artwork, budget)  # (1, 1, H, W)
+    max_mse = 10 ** (-budget.min_psnr / 10)
     delta = torch.zeros_like(artwork)
     grad = torch.zeros_like(artwork)
     adam_m = torch.zeros_like(artwork)
@@ -201,7 +204,7 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
         union = [h, w, 0, 0]
         step_loss = 0.0
         for _ in range(plan.views_per_step):
-            view = sample_view(h, w, view_px, multiple, jitter, rng)
+            view = sampler.sample(rng)
             chain = robustness.sample(rng)
             box = (slice(None), slice(None), slice(view.top, view.bottom), slice(view.left, view.right))
             local = View(0, 0, view.bottom - view.top, view.right - view.left, view.out_h, view.out_w)
@@ -212,8 +215,9 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
             loss = torch.zeros((), device=device)
             for model in models:
                 latent = encode(model, seen)
+                clean_latent = clean_latents.get(model, view, clean_view)
                 for label, target in targets:
-                    goal = target.latent(model, view, clean_view)
+                    goal = target.latent(model, view, clean_view, clean_latent)
                     loss = loss + ((latent - goal) ** 2).mean() / start_distance[(model.name, label)]
             loss = loss / (len(models) * len(targets))
             loss.backward()
@@ -235,6 +239,9 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
         torch.maximum(torch.minimum(d, bound), -bound, out=d)
         d.copy_((artwork[region] + d).clamp(0, 1) - artwork[region])
         g.zero_()
+        mse = float((delta**2).mean())
+        if mse > max_mse:  # stay inside the PSNR floor while optimising, not only at the end
+            delta.mul_(math.sqrt(max_mse / mse))
         losses.append(step_loss)
         clock.tick(time.perf_counter() - step_start)
         clock.report(0.05 + 0.85 * step / steps, f"optimising (step {step}/{steps}, loss {step_loss:.3f})",
@@ -280,6 +287,32 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     result.renderer = _Renderer(models, targets, artwork, protected_tensor, main_view)
     clock.report(1.0, "done", 0)
     return result
+
+
+class _CleanLatents:
+    """Clean latents of views: sliced from the whole scaled image's latent (computed once per
+    model and scale, when that image is at most about 1 MP), else encoded per view."""
+
+    MAX_AREA = 1100 * 1100
+
+    def __init__(self, sampler: ViewSampler, artwork: torch.Tensor) -> None:
+        self.sampler, self.artwork = sampler, artwork
+        self.whole: dict[tuple[str, int], torch.Tensor | None] = {}
+
+    @torch.no_grad()
+    def get(self, model: ImageEncoder, view: View, clean_view: torch.Tensor) -> torch.Tensor:
+        if view.grid is not None:
+            index, sy, sx = view.grid
+            key = (model.name, index)
+            if key not in self.whole:
+                h, w = self.sampler.sizes[index]
+                self.whole[key] = (encode(model, self.sampler.scaled_view(index).render(self.artwork))
+                                   if h * w <= self.MAX_AREA else None)
+            latent = self.whole[key]
+            if latent is not None:
+                f = model.downscale
+                return latent[..., sy // f:(sy + view.out_h) // f, sx // f:(sx + view.out_w) // f]
+        return encode(model, clean_view)
 
 
 def _plateaued(losses: list[float], steps: int) -> bool:

@@ -65,6 +65,15 @@ def _read_source(source: bytes | str | os.PathLike) -> bytes:
 
 def probe(data: bytes) -> tuple[str, int, int]:
     """(format, width, height) from the header only; nothing is decoded."""
+    if data[:4] in (b"II*\0", b"MM\0*"):  # TIFF: tifffile reads layouts Pillow cannot (16-bit grey+alpha)
+        import tifffile
+
+        try:
+            with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                page = tif.pages[0]
+                return "TIFF", int(page.imagewidth), int(page.imagelength)
+        except Exception as exc:
+            raise BadImage("not a readable TIFF file") from exc
     try:
         with Image.open(io.BytesIO(data)) as im:
             return (im.format or "?").upper(), im.width, im.height

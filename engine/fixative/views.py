@@ -1,9 +1,11 @@
 """Views: the geometric ways a mimic's pipeline looks at a posted image.
 
 Fine-tuning pipelines resize an image to a training bucket (about 512² for SD 1.x, about 1024²
-area for SDXL/FLUX) or take crops. A ``View`` is a source box in the full-resolution image plus
-an output size; rendering it crops first and resizes only that region, so one optimisation step
-costs what the view costs, whatever the file size.
+area for SDXL/FLUX), downscale it further, or take crops. A ``View`` is a source box in the
+full-resolution image plus an output size; rendering it crops first and resizes only that
+region, so one optimisation step costs what the view costs, whatever the file size.
+Views drawn by a ``ViewSampler`` also carry their place on a scale grid, so the clean latent of
+the whole scaled image can be computed once and sliced, instead of re-encoding every view.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ class View:
     right: int
     out_h: int
     out_w: int
+    grid: tuple[int, int, int] | None = None
+    """(scale index, top, left) of this crop in the sampler's scaled image, when it has one."""
 
     @property
     def key(self) -> tuple[int, ...]:
@@ -50,28 +54,44 @@ def whole_view(height: int, width: int, max_area: int, multiple: int) -> View:
     return View(0, 0, height, width, _round_to(height * scale, multiple), _round_to(width * scale, multiple))
 
 
-def candidate_scales(height: int, width: int, jitter: float) -> list[float]:
-    """Native resolution plus every training bucket smaller than the image."""
+def candidate_scales(height: int, width: int) -> list[float]:
+    """Native resolution, half of it (a common downscale), and every training bucket below native."""
     area = height * width
-    scales = [1.0] + [math.sqrt(a / area) for a in TRAINING_AREAS if a < area * 0.9]
-    return [min(1.0, s * (1 + jitter)) for s in scales]
+    scales = [1.0]
+    if min(height, width) >= 128:
+        scales.append(0.5)
+    scales += [math.sqrt(a / area) for a in TRAINING_AREAS if a < area * 0.8]
+    return sorted(set(round(s, 4) for s in scales), reverse=True)
 
 
-def sample_view(height: int, width: int, view_px: int, multiple: int, jitter: float,
-                rng: np.random.Generator) -> View:
-    """A random training-scale view: pick a scale (native or a bucket), then a crop of ≤ view_px²."""
-    scales = candidate_scales(height, width, 0.0)
-    scale = scales[int(rng.integers(0, len(scales)))]
-    if jitter > 0:
-        scale = min(1.0, scale * float(rng.uniform(1 - jitter, 1 + jitter)))
-    scaled_h, scaled_w = max(multiple, height * scale), max(multiple, width * scale)
-    out_h = min(view_px, _round_to(scaled_h, multiple) if scaled_h >= multiple else multiple)
-    out_w = min(view_px, _round_to(scaled_w, multiple) if scaled_w >= multiple else multiple)
-    out_h = min(out_h, max(multiple, int(scaled_h) // multiple * multiple))
-    out_w = min(out_w, max(multiple, int(scaled_w) // multiple * multiple))
-    # source box covering out_h x out_w pixels of the scaled image
-    src_h = min(height, max(1, round(out_h / scale)))
-    src_w = min(width, max(1, round(out_w / scale)))
-    top = int(rng.integers(0, height - src_h + 1))
-    left = int(rng.integers(0, width - src_w + 1))
-    return View(top, left, top + src_h, left + src_w, out_h, out_w)
+class ViewSampler:
+    """Draws random training-like views: a scale from a fixed grid, then a crop of ≤ view_px²."""
+
+    def __init__(self, height: int, width: int, view_px: int, multiple: int, jitter: float) -> None:
+        self.height, self.width, self.multiple = height, width, multiple
+        self.view_px = max(multiple, view_px // multiple * multiple)
+        levels = (1 - jitter, 1.0, 1 + jitter) if jitter > 0 else (1.0,)
+        scales = {min(1.0, s * j) for s in candidate_scales(height, width) for j in levels}
+        self.scales = sorted(scales, reverse=True)
+        self.sizes = [self._scaled_size(s) for s in self.scales]
+
+    def _scaled_size(self, scale: float) -> tuple[int, int]:
+        return (_round_to(self.height * scale, self.multiple), _round_to(self.width * scale, self.multiple))
+
+    def scaled_view(self, index: int) -> View:
+        """The whole image at grid scale ``index`` (for computing its clean latent once)."""
+        out_h, out_w = self.sizes[index]
+        return View(0, 0, self.height, self.width, out_h, out_w)
+
+    def sample(self, rng: np.random.Generator) -> View:
+        index = int(rng.integers(0, len(self.scales)))
+        scaled_h, scaled_w = self.sizes[index]
+        out_h, out_w = min(self.view_px, scaled_h), min(self.view_px, scaled_w)
+        m = self.multiple
+        sy = int(rng.integers(0, (scaled_h - out_h) // m + 1)) * m
+        sx = int(rng.integers(0, (scaled_w - out_w) // m + 1)) * m
+        ry, rx = self.height / scaled_h, self.width / scaled_w
+        top, left = int(round(sy * ry)), int(round(sx * rx))
+        bottom = min(self.height, max(top + 1, int(round((sy + out_h) * ry))))
+        right = min(self.width, max(left + 1, int(round((sx + out_w) * rx))))
+        return View(top, left, bottom, right, out_h, out_w, grid=(index, sy, sx))

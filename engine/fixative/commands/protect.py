@@ -38,22 +38,39 @@ def output_path_for(source: Path, args: argparse.Namespace) -> Path:
     return default_output_path(source, args.out_dir)
 
 
+def protected_bytes(source: Path | bytes, fmt: str, options: dict, style_image, anchors, *, max_pixels: int,
+                    strip_location: bool = False, optout_metadata: bool = True, progress=None, cancel=None):
+    """Load → protect → encode with metadata. Returns (encoded bytes, ProtectResult).
+
+    Shared with `fixative batch`, whose workers may not see the output folder, so that both
+    verbs write the same pixels and the same metadata."""
+    import numpy as np
+
+    from fixative.core import protect
+    from fixative.imageio import encode_image, load_image, strip_gps, xmp_packet
+
+    loaded = load_image(source, max_pixels=int(max_pixels))
+    result = protect(loaded.array, options, style_image=style_image, anchor_images=anchors, progress=progress,
+                     cancel=cancel)
+    exif = strip_gps(loaded.exif) if strip_location else loaded.exif
+    caption = result.stats.concept if result.stats.mode in ("poison", "both") else None
+    xmp = None if not optout_metadata and not caption else xmp_packet(caption, optout_metadata)
+    info = {"version": _version(), "mode": result.stats.mode, "target": result.stats.target,
+            "models": result.stats.models, "concept": result.stats.concept}
+    data = encode_image(np.asarray(result.image), fmt, icc=loaded.icc, exif=exif, xmp=xmp, info=info)
+    return data, result
+
+
 def protect_file(source: Path, destination: Path, options: dict, style_image, anchors, args, progress=None):
     """Load → protect → encode with metadata → atomic write. Returns the ProtectResult."""
     import numpy as np
 
-    from fixative.core import protect
-    from fixative.imageio import encode_image, format_for_path, load_image, strip_gps, write_atomic, xmp_packet
+    from fixative.imageio import encode_image, format_for_path, write_atomic
 
     fmt = format_for_path(destination)
-    loaded = load_image(source, max_pixels=int(args.max_pixels))
-    result = protect(loaded.array, options, style_image=style_image, anchor_images=anchors, progress=progress)
-    exif = strip_gps(loaded.exif) if args.strip_location else loaded.exif
-    caption = result.stats.concept if result.stats.mode in ("poison", "both") else None
-    xmp = None if args.no_optout_metadata and not caption else xmp_packet(caption, not args.no_optout_metadata)
-    info = {"version": _version(), "mode": result.stats.mode, "target": result.stats.target,
-            "models": result.stats.models, "concept": result.stats.concept}
-    data = encode_image(np.asarray(result.image), fmt, icc=loaded.icc, exif=exif, xmp=xmp, info=info)
+    data, result = protected_bytes(source, fmt, options, style_image, anchors, max_pixels=int(args.max_pixels),
+                                   strip_location=args.strip_location,
+                                   optout_metadata=not args.no_optout_metadata, progress=progress)
     write_atomic(destination, data, protect_inputs=(source,))
     if args.save_target:
         target = result.target_image()

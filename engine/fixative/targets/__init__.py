@@ -61,15 +61,20 @@ class Target(ABC):
         """Precompute what this target needs for ``model`` (called once per model)."""
 
     @abstractmethod
-    def _latent(self, model: ImageEncoder, view: View, clean_view: torch.Tensor) -> torch.Tensor: ...
+    def _latent(self, model: ImageEncoder, view: View, clean_view: torch.Tensor,
+                clean_latent: torch.Tensor | None) -> torch.Tensor: ...
 
     @torch.no_grad()
-    def latent(self, model: ImageEncoder, view: View, clean_view: torch.Tensor) -> torch.Tensor:
-        """Target latent for this view; ``clean_view`` is view.render(original artwork)."""
+    def latent(self, model: ImageEncoder, view: View, clean_view: torch.Tensor,
+               clean_latent: torch.Tensor | None = None) -> torch.Tensor:
+        """Target latent for this view; ``clean_view`` is view.render(original artwork) and
+        ``clean_latent``, when known, its encoding (saves a pass)."""
+        if clean_latent is not None and isinstance(self, StyleStatsTarget):
+            return self._latent(model, view, clean_view, clean_latent)
         key = (model.name, view.key)
         hit = self._cache.get(key)
         if hit is None:
-            hit = self._latent(model, view, clean_view)
+            hit = self._latent(model, view, clean_view, clean_latent)
             self._cache[key] = hit
             if len(self._cache) > 64:
                 self._cache.popitem(last=False)
@@ -97,9 +102,11 @@ class StyleStatsTarget(Target):
         scale = style_std / art_std
         self._affine[model.name] = (scale, style_mean - art_mean * scale)
 
-    def _latent(self, model: ImageEncoder, view: View, clean_view: torch.Tensor) -> torch.Tensor:
+    def _latent(self, model: ImageEncoder, view: View, clean_view: torch.Tensor,
+                clean_latent: torch.Tensor | None) -> torch.Tensor:
         scale, shift = self._affine[model.name]
-        return encode(model, clean_view) * scale + shift
+        latent = encode(model, clean_view) if clean_latent is None else clean_latent
+        return latent * scale + shift
 
     @torch.no_grad()
     def render(self, model: ImageEncoder, artwork: torch.Tensor, main_view: View) -> np.ndarray | None:
@@ -135,7 +142,8 @@ class ImageTarget(Target):
         right = max(left + 1, min(self.image.shape[-1], round(view.right * r)))
         return View(top, left, bottom, right, view.out_h, view.out_w)
 
-    def _latent(self, model: ImageEncoder, view: View, clean_view: torch.Tensor) -> torch.Tensor:
+    def _latent(self, model: ImageEncoder, view: View, clean_view: torch.Tensor,
+                clean_latent: torch.Tensor | None) -> torch.Tensor:
         return encode(model, self._scaled(view).render(self.image))
 
     def render(self, model: ImageEncoder, artwork: torch.Tensor, main_view: View) -> np.ndarray | None:

@@ -1,0 +1,157 @@
+"""Batch throughput: images per minute in-process and on Ray with 1 and 2 (or more) CPU workers.
+
+    python benchmarks/batch_throughput.py                   # re-runs itself in a loopback-only netns
+    python benchmarks/batch_throughput.py --images 4 --size 48 --steps 2   # small, as CI runs it
+
+Why a network namespace: a local Ray cluster binds every address it finds; inside a fresh
+namespace (root + ``ip netns``) it can only use 127.0.0.1. ``--host-network`` skips that on a
+machine of your own. "Steady" throughput counts from when every worker has its models loaded;
+scaling efficiency = rate(N workers) / (N × rate(1 worker)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+IN_NETNS = "FIXATIVE_BENCH_IN_NETNS"
+PAINTINGS = ["starry_night_van_gogh_1889.jpg", "great_wave_hokusai_1831.jpg", "the_scream_munch_1893.jpg",
+             "udnie_picabia_1913.jpg", "woman_with_a_hat_matisse_1905.jpg", "shipwreck_turner_1805.jpg"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--images", type=int, default=12)
+    parser.add_argument("--size", type=int, default=64, help="square crop size in pixels")
+    parser.add_argument("--quality", default="fast")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0)
+    parser.add_argument("--no-in-process", action="store_true", help="skip the in-process baseline")
+    parser.add_argument("--art", default=str(REPO.parent / "shared" / "art"))
+    parser.add_argument("--models-dir", default=str(REPO.parent / "shared" / "models" / "taesd"))
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--host-network", action="store_true",
+                        help="run Ray in this network namespace (your own machine only)")
+    return parser.parse_args(argv)
+
+
+def reexec_in_netns(argv: list[str]) -> int:
+    sys.path.insert(0, str(REPO))
+    from tests.helpers import netns
+
+    reason = netns.unavailable_reason()
+    if reason:
+        print(f"batch_throughput: cannot make a network namespace ({reason}); run as root, or pass "
+              "--host-network on a machine of your own", file=sys.stderr)
+        return 2
+    env = {**os.environ, IN_NETNS: "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    with netns.network_namespace("fxbench") as name:
+        return subprocess.run(netns.exec_argv(name, [sys.executable, __file__, *argv]), env=env).returncode
+
+
+def make_images(folder: Path, count: int, size: int, art: Path) -> list[Path]:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        with Image.open(art / PAINTINGS[i % len(PAINTINGS)]) as im:
+            im = im.convert("RGB")
+            left = int((im.width - size) * (0.15 + 0.1 * (i // len(PAINTINGS)) % 0.7))
+            top = int((im.height - size) * 0.4)
+            crop = im.crop((left, top, left + size, top + size))
+        path = folder / f"bench{i:03d}.png"
+        crop.save(path)
+        paths.append(path)
+    return paths
+
+
+def timed_batch(sources: list[Path], out_dir: Path, options: dict, executor) -> dict:
+    """Run one batch; time it whole and from the moment every worker was ready."""
+    from fixative.batch.manifest import Manifest
+    from fixative.batch.runner import BatchRunner
+    from fixative.batch.work import JobSpec
+    from fixative.imageio import default_output_path
+
+    marks: dict[str, float] = {}
+    original_start = executor.start
+
+    def start(spec):
+        original_start(spec)
+        marks["ready"] = time.perf_counter()
+
+    executor.start = start
+    began = time.perf_counter()
+    with Manifest.open(out_dir) as manifest:
+        runner = BatchRunner(sources, out_dir, JobSpec(options=options), executor, manifest,
+                             output_for=lambda s: default_output_path(s, out_dir))
+        summary = runner.run()
+    ended = time.perf_counter()
+    if summary.failed:
+        raise SystemExit(f"benchmark batch had failures: {summary.failures}")
+    steady_s = ended - marks.get("ready", began)
+    return {"images": summary.done, "wall_s": round(ended - began, 2), "startup_s": round(marks["ready"] - began, 2),
+            "steady_s": round(steady_s, 2), "images_per_min": round(60 * summary.done / steady_s, 2),
+            "images_per_min_incl_startup": round(60 * summary.done / (ended - began), 2)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    raw = sys.argv[1:] if argv is None else argv
+    args = parse_args(raw)
+    if not args.host_network and os.environ.get(IN_NETNS) != "1":
+        return reexec_in_netns(raw)
+    os.environ.setdefault("FIXATIVE_MODEL_DIR", args.models_dir)
+    os.environ.setdefault("FIXATIVE_OFFLINE", "1")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    counts = [int(c) for c in args.workers.split(",") if c.strip()]
+    options = {"models": ["taef2"], "quality": args.quality, "steps": args.steps, "device": "cpu"}
+    results: dict = {"images": args.images, "size": args.size, "options": options, "cpus": os.cpu_count(),
+                     "runs": {}}
+    with tempfile.TemporaryDirectory(prefix="fixative-bench-") as tmp:
+        root = Path(tmp)
+        sources = make_images(root / "in", args.images, args.size, Path(args.art))
+        if not args.no_in_process:
+            from fixative.batch.runner import InProcessExecutor
+
+            results["runs"]["in-process"] = timed_batch(sources, root / "out-inproc", options, InProcessExecutor())
+            print(f"in-process: {results['runs']['in-process']}", flush=True)
+        import ray
+        from fixative.batch.ray_executor import RayExecutor
+
+        ray.init(num_cpus=int(max(counts) * args.cpus_per_worker), include_dashboard=False,
+                 _node_ip_address="127.0.0.1", logging_level="warning")
+        try:
+            for count in counts:
+                executor = RayExecutor(workers=count, gpus_per_worker=0, cpus_per_worker=args.cpus_per_worker)
+                key = f"ray x{count}"
+                results["runs"][key] = timed_batch(sources, root / f"out-ray{count}", options, executor)
+                print(f"{key}: {results['runs'][key]}", flush=True)
+        finally:
+            ray.shutdown()
+    one = results["runs"].get("ray x1")
+    print(f"\n{args.images} images of {args.size}² px, quality {args.quality}, {args.steps} steps, "
+          f"{os.cpu_count()} CPU(s)")
+    print(f"{'run':<12}{'img/min (steady)':>18}{'img/min (with startup)':>24}{'efficiency':>12}")
+    for key, run in results["runs"].items():
+        efficiency = ""
+        if one and key.startswith("ray x"):
+            count = int(key.split("x")[1])
+            value = run["images_per_min"] / (count * one["images_per_min"])
+            results["runs"][key]["scaling_efficiency"] = round(value, 3)
+            efficiency = f"{value:.0%}"
+        print(f"{key:<12}{run['images_per_min']:>18.2f}{run['images_per_min_incl_startup']:>24.2f}{efficiency:>12}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""One command for every benchmark: ``python -m benchmarks.run [--size small|full]``.
+
+``full`` regenerates docs/benchmarks.md and docs/img/bench-*.png (about 35 minutes on 2 CPU cores);
+``small`` runs the same code at toy sizes (CI) into benchmarks/out/small/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.config import CONFIGS
+from benchmarks.data import REPO, configure_environment
+
+OPTIONAL_SECTIONS = ("benchmarks.server_overhead", "benchmarks.batch_throughput")
+"""Modules owned by other benchmarks; each is included when it exists and has ``section(size) -> str``."""
+GPU_RESULTS = REPO / "benchmarks" / "results" / "gpu.json"
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def optional_sections(size: str) -> list[str]:
+    """Markdown from the other benchmark modules; a failure is reported in the docs, not hidden."""
+    sections = []
+    for module_name in OPTIONAL_SECTIONS:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                continue
+            raise
+        section = getattr(module, "section", None)
+        if section is None:
+            log(f"{module_name} has no section(size) function; skipped")
+            continue
+        try:
+            sections.append(section(size).rstrip() + "\n")
+        except Exception as exc:  # another team's benchmark must not sink this one
+            sections.append(f"## {module_name}\n\nFailed: {type(exc).__name__}: {exc}\n")
+            log(f"{module_name} failed: {exc}")
+    return sections
+
+
+def check_finite(value: object, where: str = "results") -> list[str]:
+    """Paths of numbers that are NaN or infinite (LPIPS may be None: it is optional)."""
+    bad: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            bad += check_finite(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            bad += check_finite(item, f"{where}[{i}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        bad.append(where)
+    return bad
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", choices=sorted(CONFIGS), default="full")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for benchmarks.md and img/ (default: docs/ for full, benchmarks/out/small for small)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="where to write all numbers (default: benchmarks/results/full.json, or <out>/benchmarks.json)")
+    args = parser.parse_args(argv)
+    configure_environment()
+    import torch
+
+    from benchmarks import report
+    from benchmarks.scale import run_sweep
+    from benchmarks.strength import run_strength
+
+    config = CONFIGS[args.size]
+    out = args.out or (REPO / "docs" if args.size == "full" else REPO / "benchmarks" / "out" / "small")
+    json_path = args.json or (REPO / "benchmarks" / "results" / "full.json" if args.size == "full"
+                              else out / "benchmarks.json")
+    image_dir = out / "img"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    log(f"size {config.size}: strength on {len(config.paintings)} painting(s) at {config.side}²")
+    strength = run_strength(config, image_dir, log)
+    log(f"scale sweep: {', '.join(f'{s}²' for s in config.sweep_sides)}")
+    scale = run_sweep(config, strength["style"], log)
+    results = {
+        "meta": {"size": config.size, "date": datetime.date.today().isoformat(), "side": config.side,
+                 "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads",
+                 "torch": torch.__version__, "seconds": round(time.perf_counter() - started, 1),
+                 "sweep_quality": config.sweep_quality, "sweep_steps": config.sweep_steps},
+        "strength": strength,
+        "scale": scale,
+    }
+    targets = report.compute_targets(results)
+    results["targets"] = targets
+    report.plot_robustness(results, image_dir / "bench-robustness.png")
+    report.plot_scale(results, image_dir / "bench-scale.png")
+    extra = optional_sections(config.size)
+    if GPU_RESULTS.is_file():
+        extra.append(report.gpu_section(json.loads(GPU_RESULTS.read_text())))
+    else:
+        extra.append("## GPU\n\nNo GPU results yet: run `python -m benchmarks.gpu --out benchmarks/results/gpu.json` "
+                     "on a CUDA machine, then rerun this command.\n")
+    (out / "benchmarks.md").write_text(report.render_markdown(results, targets, extra))
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(results, indent=1, default=float))
+    for t in targets:
+        log(f"target {'PASS' if t['passed'] else 'FAIL'}: {t['name']}: {t['measured']}")
+    log(f"wrote {out / 'benchmarks.md'} and {json_path} in {time.perf_counter() - started:.0f}s")
+    bad = [p for p in check_finite({k: v for k, v in results.items() if k != "targets"})]
+    if bad:
+        log(f"non-finite numbers: {', '.join(bad)}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

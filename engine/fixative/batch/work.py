@@ -1,0 +1,95 @@
+"""What one worker does with one file, the same in-process and inside a Ray actor.
+
+Workers get the input's bytes and hand back the encoded output's bytes: on a cluster the workers
+need not see the driver's disks, and only the driver writes outputs and the manifest, so what is on
+disk is always consistent with the manifest.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+OutcomeDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class WriteSettings:
+    """The `fixative protect` file flags that change what is written."""
+
+    max_pixels: int = 400_000_000
+    strip_location: bool = False
+    optout_metadata: bool = True
+
+
+@dataclass
+class JobSpec:
+    """Everything a worker needs once, before the first file: sent to each actor a single time."""
+
+    options: dict[str, Any]
+    style_image: Any | None = None
+    anchors: list[Any] | None = None
+    settings: WriteSettings = field(default_factory=WriteSettings)
+    fmt: str = "PNG"
+
+
+@dataclass
+class WorkItem:
+    """One input file on its way through the batch."""
+
+    index: int
+    source: Path
+    output: Path
+    attempt: int = 1
+    """1 + the failures recorded for this file in earlier runs."""
+    losses: int = 0
+    """How often a worker died while holding this file in this run (retries, not failures)."""
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def warm_up(spec: JobSpec) -> dict[str, Any]:
+    """Load the encoders once per worker, so the first file does not pay for it and a missing
+    weight file stops the batch at the start with one clear error instead of failing every file."""
+    from fixative.core import _as_options, pick_device
+    from fixative.models.registry import load_encoder
+
+    options = _as_options(spec.options)
+    device, dtype = pick_device(options.device)
+    for name in options.models:
+        load_encoder(name, str(device), dtype)
+    return {"worker": worker_name(), "device": str(device)}
+
+
+def protect_one(spec: JobSpec, name: str, data: bytes, cancel: Callable[[], bool] | None = None) -> OutcomeDict:
+    """Protect one file's bytes. Never raises for a bad file: the outcome says what went wrong."""
+    from fixative.commands.protect import protected_bytes
+    from fixative.errors import Cancelled, FixativeError
+
+    started = time.perf_counter()
+    outcome: OutcomeDict = {"worker": worker_name()}
+    try:
+        encoded, result = protected_bytes(
+            data, spec.fmt, spec.options, spec.style_image, spec.anchors,
+            max_pixels=spec.settings.max_pixels, strip_location=spec.settings.strip_location,
+            optout_metadata=spec.settings.optout_metadata, cancel=cancel)
+        outcome.update(status="done", data=encoded, stats=result.stats.model_dump())
+    except Cancelled:
+        outcome.update(status="interrupted")
+    except FixativeError as exc:
+        outcome.update(status="failed", error={"code": exc.code, "message": f"{name}: {exc}"})
+    except MemoryError:
+        outcome.update(status="failed", error={"code": "out_of_memory",
+                                               "message": f"{name}: out of memory; use a bigger worker"})
+    except Exception as exc:  # one bad file never stops the batch; the manifest keeps the reason
+        outcome.update(status="failed", error={"code": "internal_error",
+                                               "message": f"{name}: {type(exc).__name__}: {exc}"})
+    outcome["seconds"] = round(time.perf_counter() - started, 3)
+    return outcome

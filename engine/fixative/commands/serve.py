@@ -1,0 +1,62 @@
+"""`fixative serve`: the local engine the editor plug-ins talk to (see docs/engine-api.md)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "serve", help="run the local engine for the GIMP/Krita plug-ins",
+        description="Run the local engine: loopback HTTP API, one job at a time, discovery file "
+                    "engine.json in the state folder. Exits 0 at once if an engine is already running.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port; 0 = a free one (default)")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow a non-loopback --host (other machines can then reach the engine)")
+    parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                        help="browser Origin allowed to call the API (repeatable; none by default)")
+    parser.add_argument("--idle-exit", type=float, default=None, metavar="MINUTES",
+                        help="exit after this many minutes without jobs or requests")
+    parser.add_argument("--max-queue", type=int, default=16, help="jobs queued or running at once (16)")
+    parser.add_argument("--max-pixels", type=int, default=100_000_000,
+                        help="largest image in pixels, checked from the header (100000000)")
+    parser.add_argument("--max-body-mb", type=float, default=1024, help="largest request body in MB (1024)")
+    parser.add_argument("--lease-seconds", type=float, default=30.0,
+                        help="cancel a job whose client has not polled for this long (30)")
+    parser.add_argument("--result-ttl", type=float, default=600.0,
+                        help="seconds a finished job's result is kept (600)")
+    parser.add_argument("--pipeline", default=None,
+                        help="diffusers pipeline (repo id or folder) used by all jobs for targets/anchors")
+    parser.add_argument("--no-preload", action="store_true",
+                        help="do not load the default encoders at start (first job is slower)")
+    parser.add_argument("--log-level", default="warning",
+                        choices=["critical", "error", "warning", "info", "debug"])
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+
+    from fixative.errors import FixativeError
+    from fixative.server.config import ServerConfig
+    from fixative.server.process import serve
+
+    checks = [(args.port < 0 or args.port > 65535, "--port must be 0–65535"),
+              (args.max_queue < 1, "--max-queue must be at least 1"),
+              (args.max_pixels < 1, "--max-pixels must be positive"),
+              (args.max_body_mb <= 0, "--max-body-mb must be positive"),
+              (args.lease_seconds <= 0, "--lease-seconds must be positive"),
+              (args.result_ttl <= 0, "--result-ttl must be positive"),
+              (args.idle_exit is not None and args.idle_exit <= 0, "--idle-exit must be positive")]
+    for failed, message in checks:
+        if failed:
+            raise FixativeError(message)
+    logging.basicConfig(level=args.log_level.upper(), format="fixative serve: %(levelname)s %(message)s")
+    config = ServerConfig(
+        host=args.host, port=args.port, allow_remote=args.allow_remote,
+        allowed_origins=list(args.allow_origin), max_queue=args.max_queue, max_pixels=args.max_pixels,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024), lease_seconds=args.lease_seconds,
+        result_ttl=args.result_ttl, idle_exit_s=None if args.idle_exit is None else args.idle_exit * 60,
+        preload=not args.no_preload, pipeline=args.pipeline)
+    return serve(config, log_level=args.log_level)

@@ -1,0 +1,129 @@
+"""Runs inside real GIMP 3 (python-fu-eval): builds test images, calls the Fixative procedure, and
+writes what happened (status, error, layer stack, raw pixels) for tests/test_gimp3.py to judge.
+
+GIMP runs this with exec(); the spec file is named by the FIXATIVE_GIMP_SPEC environment variable.
+Nothing here judges the result: the pytest side does, with numpy, so a failing check shows numbers.
+"""
+
+import json
+import os
+import traceback
+
+import gi
+
+gi.require_version("Gimp", "3.0")
+gi.require_version("Gegl", "0.4")
+from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+
+PROCEDURE = "python-fu-fixative-protect"
+
+
+def pixel_format(image, drawable):
+    """The babl format the plug-in itself uses for this drawable, so bytes compare one to one."""
+    eight_bit = image.get_precision() in (Gimp.Precision.U8_LINEAR, Gimp.Precision.U8_NON_LINEAR,
+                                          Gimp.Precision.U8_PERCEPTUAL)
+    if drawable.is_gray():
+        components = "Y'A" if drawable.has_alpha() else "Y'"
+    else:
+        components = "R'G'B'A" if drawable.has_alpha() else "R'G'B'"
+    return f"{components} {'u8' if eight_bit else 'u16'}"
+
+
+def dump_pixels(image, drawable, path):
+    fmt = pixel_format(image, drawable)
+    rect = Gegl.Rectangle.new(0, 0, drawable.get_width(), drawable.get_height())
+    data = bytes(drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.NONE))
+    with open(path, "wb") as handle:
+        handle.write(data)
+    return fmt
+
+
+def describe_layers(image):
+    layers = []
+    for layer in image.get_layers():
+        _ok, offset_x, offset_y = layer.get_offsets()
+        layers.append({"name": layer.get_name(), "id": layer.get_id(),
+                       "width": layer.get_width(), "height": layer.get_height(),
+                       "offsets": [offset_x, offset_y], "type": layer.type().value_nick,
+                       "position": image.get_item_position(layer)})
+    return layers
+
+
+def build_image(case):
+    """The test image: the loaded PNG as layer "Painting" on a larger canvas, between two others."""
+    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(case["png"]))
+    painting = image.get_layers()[0]
+    painting.set_name("Painting")
+    canvas_w, canvas_h = case["canvas"]
+    offset_x, offset_y = case["offsets"]
+    image.resize(canvas_w, canvas_h, offset_x, offset_y)
+    gray = image.get_base_type() == Gimp.ImageBaseType.GRAY
+    background = Gimp.Layer.new(image, "Background", canvas_w, canvas_h,
+                                Gimp.ImageType.GRAY_IMAGE if gray else Gimp.ImageType.RGB_IMAGE,
+                                100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(background, None, 1)
+    background.fill(Gimp.FillType.WHITE)
+    top = Gimp.Layer.new(image, "Top", 8, 8,
+                         Gimp.ImageType.GRAYA_IMAGE if gray else Gimp.ImageType.RGBA_IMAGE,
+                         100.0, Gimp.LayerMode.NORMAL)
+    image.insert_layer(top, None, 0)
+    top.fill(Gimp.FillType.TRANSPARENT)
+    if case.get("convert") == "indexed":
+        image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 64,
+                              False, False, "")
+    return image, painting
+
+
+def run_case(case, out_dir):
+    name = case["name"]
+    verdict = {"name": name}
+    image, painting = build_image(case)
+    verdict["precision"] = image.get_precision().value_nick
+    verdict["base_type"] = image.get_base_type().value_nick
+    verdict["before_layers"] = describe_layers(image)
+    verdict["source_format"] = dump_pixels(image, painting, os.path.join(out_dir, f"{name}.before"))
+
+    procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
+    if procedure is None:
+        verdict["status"] = "not-registered"
+        return verdict
+    config = procedure.create_config()
+    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("image", image)
+    config.set_core_object_array("drawables", [painting])
+    for key, value in case.get("args", {}).items():
+        config.set_property(key, value)
+    result = procedure.run(config)
+    verdict["status"] = result.index(0).value_nick
+    verdict["error"] = result.index(1) if result.length() > 1 else None
+    if verdict["error"] is not None and not isinstance(verdict["error"], str):
+        verdict["error"] = str(verdict["error"])
+    verdict["pdb_error"] = Gimp.get_pdb().get_last_error()
+
+    verdict["after_layers"] = describe_layers(image)
+    dump_pixels(image, painting, os.path.join(out_dir, f"{name}.source-after"))
+    protected = [layer for layer in image.get_layers() if layer.get_id() != painting.get_id()
+                 and layer.get_name().endswith("(protected)")]
+    if protected:
+        verdict["result_format"] = dump_pixels(image, protected[0],
+                                               os.path.join(out_dir, f"{name}.result"))
+    image.delete()
+    return verdict
+
+
+def main():
+    with open(os.environ["FIXATIVE_GIMP_SPEC"]) as handle:
+        spec = json.load(handle)
+    out_dir = spec["out_dir"]
+    verdicts = []
+    for case in spec["cases"]:
+        try:
+            verdicts.append(run_case(case, out_dir))
+        except Exception:
+            verdicts.append({"name": case["name"], "status": "harness-error",
+                             "error": traceback.format_exc()})
+    with open(os.path.join(out_dir, "verdict.json"), "w") as handle:
+        json.dump({"gimp_version": Gimp.version(), "cases": verdicts}, handle, indent=1)
+
+
+main()

@@ -1,0 +1,156 @@
+"""Runs inside real Krita: ``kritarunner -s driver -f main`` (kritarunner always exits 0).
+
+Configuration comes from the JSON file named by ``FIXATIVE_KRITA_DRIVER``; the verdict (what
+happened, plus raw layer bytes in files) goes to ``<out>/verdict.json`` for the pytest side to
+judge. Scenarios: protect an RGBA U8 and an RGBA U16 layer through ``protect_layer``, then stop
+the engine and check the clear error and the unchanged document.
+"""
+
+import json
+import os
+import signal
+import time
+import traceback
+
+
+def _layer_names(document):
+    return [child.name() for child in document.rootNode().childNodes()]
+
+
+def _bounds(node):
+    rect = node.bounds()
+    return [rect.x(), rect.y(), rect.width(), rect.height()]
+
+
+def _make_document(app, config, depth):
+    """A document with a painted layer at an offset, from the RGBA8 bytes pytest wrote."""
+    from fixative_krita.qt import QByteArray
+
+    width, height = config["doc_size"]
+    x, y, w, h = config["layer_box"]
+    with open(config["rgba_path"], "rb") as handle:
+        rgba = handle.read()
+    document = app.createDocument(width, height, f"fixative-{depth}", "RGBA", depth, "", 72.0)
+    node = document.createNode("Paint", "paintlayer")
+    document.rootNode().addChildNode(node, None)
+    bgra = bytearray(rgba)
+    bgra[0::4], bgra[2::4] = rgba[2::4], rgba[0::4]
+    if depth == "U16":  # 16-bit values v*257 + (v % 7): the low byte carries information too
+        samples = bytearray()
+        for value in bgra:
+            samples += ((value * 257 + value % 7) & 0xFFFF).to_bytes(2, "little")
+        bgra = samples
+    node.setPixelData(QByteArray(bytes(bgra)), x, y, w, h)
+    document.refreshProjection()
+    return document, node
+
+
+def _protect(app, config, depth, out):
+    import fixative_krita
+
+    document, node = _make_document(app, config, depth)
+    box = _bounds(node)
+    before = bytes(node.pixelData(*box))
+    started = time.time()
+    new = fixative_krita.protect_layer(document, node, config["options"])
+    record = {
+        "seconds": time.time() - started,
+        "names": _layer_names(document),
+        "source_bounds": box,
+        "new_bounds": _bounds(new),
+        "new_name": new.name(),
+        "new_depth": new.colorDepth(),
+        "new_model": new.colorModel(),
+        "source_unchanged": bytes(node.pixelData(*box)) == before,
+    }
+    for name, data in (("before", before), ("after", bytes(new.pixelData(*box)))):
+        path = os.path.join(out, f"{depth}-{name}.raw")
+        with open(path, "wb") as handle:
+            handle.write(data)
+    return record
+
+
+def _stop_engine(state_dir):
+    """SIGTERM the engine, then wait until it no longer answers (a zombie still has its pid)."""
+    import urllib.request
+
+    with open(os.path.join(state_dir, "engine.json")) as handle:
+        found = json.load(handle)
+    os.kill(found["pid"], signal.SIGTERM)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            opener.open(found["url"] + "/v1/health", timeout=1).close()
+        except OSError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _engine_stopped(app, config, out):
+    import fixative_krita
+
+    record = {"stopped": _stop_engine(os.path.join(config["home"], "state"))}
+    document, node = _make_document(app, config, "U8")
+    names_before = _layer_names(document)
+    pixels_before = bytes(node.pixelData(*_bounds(node)))
+    for case, command in (("not_installed", None),
+                          ("start_fails", [config["python"], "-c", "import sys; sys.exit(3)"])):
+        plugin_json = os.path.join(config["home"], "config", "plugin.json")
+        if command is None:
+            if os.path.exists(plugin_json):
+                os.remove(plugin_json)
+        else:
+            os.makedirs(os.path.dirname(plugin_json), exist_ok=True)
+            with open(plugin_json, "w") as handle:
+                json.dump({"engine_command": command}, handle)
+        try:
+            fixative_krita.protect_layer(document, node, config["options"])
+            record[case] = {"error": None}
+        except fixative_krita.FixativeClientError as exc:
+            record[case] = {"error": type(exc).__name__, "message": str(exc)}
+    record["names_unchanged"] = _layer_names(document) == names_before
+    record["pixels_unchanged"] = bytes(node.pixelData(*_bounds(node))) == pixels_before
+    return record
+
+
+def _gray(app, config):
+    """A grayscale layer is converted on a copy: the result is RGBA, the source stays gray."""
+    import fixative_krita
+
+    document, node = _make_document(app, config, "U8")
+    converted = node.setColorSpace("GRAYA", "U8", "Gray-D50-elle-V2-srgbtrc.icc")
+    box = _bounds(node)
+    before = bytes(node.pixelData(*box))
+    new = fixative_krita.protect_layer(document, node, config["options"])
+    return {"converted": converted, "source_model": node.colorModel(),
+            "source_unchanged": bytes(node.pixelData(*box)) == before,
+            "new_model": new.colorModel(), "new_bounds": _bounds(new), "source_bounds": box,
+            "names": _layer_names(document)}
+
+
+def main(*_args):
+    config_path = os.environ["FIXATIVE_KRITA_DRIVER"]
+    with open(config_path) as handle:
+        config = json.load(handle)
+    out = config["out"]
+    verdict = {"started": True}
+    try:
+        import fixative_krita
+        from krita import Krita
+
+        app = Krita.instance()
+        verdict["registered_dock"] = bool(fixative_krita.DOCK_ID)
+        verdict["active_document_is_none"] = app.activeDocument() is None
+        for depth in config["depths"]:
+            verdict[depth] = _protect(app, config, depth, out)
+        if config.get("gray"):
+            verdict["gray"] = _gray(app, config)
+        if config.get("engine_stopped"):
+            verdict["engine_stopped"] = _engine_stopped(app, config, out)
+    except Exception:  # noqa: BLE001 - everything must end up in the verdict
+        verdict["error"] = traceback.format_exc()
+    verdict["finished"] = True
+    with open(os.path.join(out, "verdict.json"), "w") as handle:
+        json.dump(verdict, handle, indent=1)

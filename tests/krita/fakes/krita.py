@@ -1,0 +1,231 @@
+"""A fake ``krita`` module: just enough of libkis for the plugin's logic, with numpy storage.
+
+It copies the facts that bite (measured in Krita 5.1.5): integer RGBA pixelData is B,G,R,A,
+float is R,G,B,A, little-endian samples; a closed document answers rootNode() with None;
+``addChildNode(child, above)`` puts ``child`` above ``above`` as one undo step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from PyQt5.QtCore import QRect
+from PyQt5.QtWidgets import QDockWidget
+
+DTYPES = {"U8": np.dtype("<u1"), "U16": np.dtype("<u2"), "F16": np.dtype("<f2"), "F32": np.dtype("<f4")}
+CHANNELS = {"RGBA": 4, "GRAYA": 2, "CMYKA": 5, "LABA": 4}
+DEFAULT_PROFILE = {"RGBA": "sRGB-elle-V2-srgbtrc.icc", "GRAYA": "Gray-D50-elle-V2-srgbtrc.icc",
+                   "CMYKA": "Chemical proof", "LABA": "Lab identity built-in"}
+
+
+class Node:
+    def __init__(self, document: Document, name: str, kind: str, model: str, depth: str,
+                 profile: str) -> None:
+        self.document, self._name, self._type = document, name, kind
+        self._model, self._depth, self._profile = model, depth, profile
+        self.pixels = np.zeros((document.height(), document.width(), CHANNELS[model]), DTYPES[depth])
+        self.parent: Node | None = None
+        self.children: list[Node] = []
+        self.pixel_reads = 0
+
+    # identity and colour space
+    def name(self) -> str:
+        return self._name
+
+    def type(self) -> str:
+        return self._type
+
+    def colorModel(self) -> str:
+        return self._model
+
+    def colorDepth(self) -> str:
+        return self._depth
+
+    def colorProfile(self) -> str:
+        return self._profile
+
+    def setColorSpace(self, model: str, depth: str, profile: str) -> bool:
+        if model not in CHANNELS or depth not in DTYPES:
+            return False
+        converted = np.zeros(self.pixels.shape[:2] + (CHANNELS[model],), DTYPES[depth])
+        if self._model == "GRAYA" and model == "RGBA":
+            gray, alpha = self.pixels[..., 0], self.pixels[..., 1]
+            converted[..., 0] = converted[..., 1] = converted[..., 2] = gray
+            converted[..., 3] = alpha
+        elif self._model == model:
+            converted[...] = self.pixels
+        else:
+            return False
+        self.pixels, self._model, self._depth, self._profile = converted, model, depth, profile
+        return True
+
+    # pixels
+    def bounds(self) -> QRect:
+        alpha = self.pixels[..., -1] != 0
+        if not alpha.any():
+            return QRect()
+        rows, cols = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
+        return QRect(int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+
+    def _native(self, array: np.ndarray) -> np.ndarray:
+        if self._model == "RGBA" and self._depth in ("U8", "U16"):
+            return array[..., [2, 1, 0, 3]]  # B,G,R,A like Krita
+        return array
+
+    def pixelData(self, x: int, y: int, w: int, h: int) -> bytes:
+        self.pixel_reads += 1
+        return np.ascontiguousarray(self._native(self.pixels[y:y + h, x:x + w])).tobytes()
+
+    def setPixelData(self, data: Any, x: int, y: int, w: int, h: int) -> bool:
+        array = np.frombuffer(bytes(data), DTYPES[self._depth]).reshape(h, w, CHANNELS[self._model])
+        self.pixels[y:y + h, x:x + w] = self._native(array)  # the swap is its own inverse
+        return True
+
+    def set_rgba(self, array: np.ndarray, x: int = 0, y: int = 0) -> None:
+        """Test helper: paint R,G,B,A (or G,A) values without thinking about byte order."""
+        h, w = array.shape[:2]
+        self.pixels[y:y + h, x:x + w] = array
+
+    # tree
+    def parentNode(self) -> Node | None:
+        return self.parent
+
+    def childNodes(self) -> list[Node]:
+        return list(self.children)
+
+    def addChildNode(self, child: Node, above: Node | None) -> bool:
+        index = self.children.index(above) + 1 if above is not None else len(self.children)
+        self.children.insert(index, child)
+        child.parent = self
+        self.document.undo_stack.append(("add", child.name()))
+        return True
+
+    def duplicate(self) -> Node:
+        copy = Node(self.document, self._name, self._type, self._model, self._depth, self._profile)
+        copy.pixels = self.pixels.copy()
+        return copy
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    __hash__ = object.__hash__
+
+
+class Document:
+    def __init__(self, width: int, height: int, name: str, model: str = "RGBA", depth: str = "U8",
+                 profile: str = "") -> None:
+        self._width, self._height, self._name = width, height, name
+        self._model, self._depth = model, depth
+        self._profile = profile or DEFAULT_PROFILE[model]
+        self.undo_stack: list[tuple[str, str]] = []
+        self.closed = False
+        self.refreshes = 0
+        self._root = Node(self, "root", "grouplayer", model, depth, self._profile)
+        self.active: Node | None = None
+
+    def width(self) -> int:
+        return self._width
+
+    def height(self) -> int:
+        return self._height
+
+    def fileName(self) -> str:
+        return f"/tmp/{self._name}.kra"
+
+    def colorModel(self) -> str:
+        return self._model
+
+    def colorDepth(self) -> str:
+        return self._depth
+
+    def colorProfile(self) -> str:
+        return self._profile
+
+    def rootNode(self) -> Node | None:
+        return None if self.closed else self._root
+
+    def activeNode(self) -> Node | None:
+        return self.active
+
+    def createNode(self, name: str, kind: str) -> Node:
+        return Node(self, name, kind, self._model, self._depth, self._profile)
+
+    def add_paint_layer(self, name: str, model: str | None = None, depth: str | None = None) -> Node:
+        """Test helper: a new paint layer on top, added without an undo entry."""
+        node = Node(self, name, "paintlayer", model or self._model, depth or self._depth,
+                    DEFAULT_PROFILE[model or self._model] if model else self._profile)
+        node.parent = self._root
+        self._root.children.append(node)
+        self.active = node
+        return node
+
+    def pixelData(self, x: int, y: int, w: int, h: int) -> bytes:
+        """The top visible layer stands in for the projection (tests use one layer)."""
+        return self._root.children[-1].pixelData(x, y, w, h)
+
+    def refreshProjection(self) -> None:
+        self.refreshes += 1
+
+    def close(self) -> bool:
+        self.closed = True
+        Krita.instance().open_documents.remove(self)
+        return True
+
+
+class Krita:
+    _instance: Krita | None = None
+
+    def __init__(self) -> None:
+        self.open_documents: list[Document] = []
+        self.extensions: list[Any] = []
+        self.dock_factories: list[Any] = []
+        self.active_document: Document | None = None
+
+    @classmethod
+    def instance(cls) -> Krita:
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def documents(self) -> list[Document]:
+        return list(self.open_documents)
+
+    def activeDocument(self) -> Document | None:
+        return self.active_document
+
+    def activeWindow(self) -> None:
+        return None
+
+    def createDocument(self, width: int, height: int, name: str, model: str, depth: str,
+                       profile: str, resolution: float) -> Document:
+        document = Document(width, height, name, model, depth, profile)
+        self.open_documents.append(document)
+        return document
+
+    def addExtension(self, extension: Any) -> None:
+        self.extensions.append(extension)
+
+    def addDockWidgetFactory(self, factory: Any) -> None:
+        self.dock_factories.append(factory)
+
+
+class Extension:
+    def __init__(self, parent: Any = None) -> None:
+        self.parent = parent
+
+
+class DockWidget(QDockWidget):
+    pass
+
+
+class DockWidgetFactoryBase:
+    DockRight = 1
+
+    class DockPosition:
+        DockRight = 1
+
+
+class DockWidgetFactory(DockWidgetFactoryBase):
+    def __init__(self, identifier: str, position: int, widget_class: type) -> None:
+        self.identifier, self.position, self.widget_class = identifier, position, widget_class

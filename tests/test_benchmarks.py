@@ -1,0 +1,181 @@
+"""The benchmark suite at its small size (as CI runs it) and the pieces its numbers rest on."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import ART, MODELS, REPO, SHARED
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "FIXATIVE_MODEL_DIR": str(MODELS), "FIXATIVE_OFFLINE": "1",
+            "FIXATIVE_SHARED": str(SHARED)}
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """One `python -m benchmarks.run --size small` into a temporary folder."""
+    if not (MODELS / "taef2_encoder.pth").exists() or not ART.is_dir():
+        pytest.skip("../shared (models/taesd and art) must sit beside the checkout")
+    out = tmp_path_factory.mktemp("bench")
+    home = tmp_path_factory.mktemp("home")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.run", "--size", "small", "--out", str(out),
+                           "--json", str(out / "results.json")], cwd=REPO, capture_output=True, text=True,
+                          env={**_env(), "FIXATIVE_HOME": str(home)}, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return out, json.loads((out / "results.json").read_text())
+
+
+def _numbers(value, where="results"):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _numbers(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _numbers(item, f"{where}[{i}]")
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield where, value
+    elif value is None:
+        yield where, None
+
+
+def test_small_run_produces_every_number_finite(small_run):
+    _, results = small_run
+    strength = results["strength"]
+    purifications = strength["purifications"]
+    assert purifications == ["clean", "jpeg75", "resize0.5"]
+    expected = {"fixative-default", "fixative-low", "fixative-high", "naive", "texture", "untargeted"}
+    for painting in strength["paintings"].values():
+        assert set(painting["methods"]) == expected
+        for method in painting["methods"].values():
+            assert set(method["f"]) == set(purifications)
+            assert set(method["shift"]) == set(purifications)
+            assert method["seconds"] > 0
+            assert method["robust_f"] == min(v for k, v in method["f"].items() if k != "clean")
+    for where, value in _numbers({k: v for k, v in results.items() if k != "targets"}):
+        if value is None:
+            assert where.endswith(".lpips"), f"{where} is missing"
+        else:
+            assert math.isfinite(value), f"{where} = {value}"
+    assert [row["side"] for row in results["scale"]] == [64, 128]
+    for row in results["scale"]:
+        assert row["seconds"] > 0 and row["peak_rss_mb"] > 50
+    assert strength["consistency"]["fixative-default"]["pairs"] and len(strength["ladder"]["tries"]) >= 1
+    assert len(results["targets"]) == 4
+    assert all(isinstance(t["passed"], bool) for t in results["targets"])
+
+
+def test_baselines_are_matched_to_fixatives_psnr(small_run):
+    _, results = small_run
+    for painting in results["strength"]["paintings"].values():
+        methods = painting["methods"]
+        for name in ("naive", "texture", "untargeted"):
+            assert abs(methods[name]["psnr"] - methods["fixative-default"]["psnr"]) <= 0.3, name
+
+
+def test_small_run_writes_markdown_plots_and_previews(small_run):
+    out, results = small_run
+    markdown = (out / "benchmarks.md").read_text()
+    for heading in ("## Targets", "## Protection strength", "## Consistency", "## Speed and scale", "## Closing note"):
+        assert heading in markdown
+    for target in results["targets"]:
+        assert target["name"] in markdown
+    images = sorted((out / "img").glob("bench-*.png"))
+    names = {p.name for p in images}
+    assert {"bench-robustness.png", "bench-scale.png"} <= names
+    assert any(n.startswith("bench-preview-") for n in names)
+    for image in images:
+        data = image.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) < 200_000, image.name
+
+
+def test_gpu_script_smoke_on_cpu(tmp_path):
+    pytest.importorskip("diffusers")
+    out = tmp_path / "gpu.json"
+    done = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--device", "cpu", "--tiny", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, env=_env(), timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads(out.read_text())
+    (row,) = results["rows"]
+    assert row["side"] == 64 and row["steps"] == 2
+    assert row["seconds"] > 0 and row["tflop"] > 0 and math.isfinite(row["tflops"])
+
+
+def test_gpu_script_refuses_cuda_without_a_gpu(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    done = subprocess.run([sys.executable, "-m", "benchmarks.gpu", "--device", "cuda"], cwd=REPO,
+                          capture_output=True, text=True, env=_env(), timeout=300)
+    assert done.returncode == 2 and "no CUDA device" in done.stderr
+
+
+def test_match_psnr_hits_the_requested_psnr():
+    from benchmarks.baselines import match_psnr, psnr, quantise
+
+    rng = np.random.default_rng(0)
+    original = (rng.integers(0, 256, (48, 48, 3)) / 255).astype(np.float32)
+    delta = rng.normal(0, 0.02, original.shape).astype(np.float32)
+    for wanted in (33.0, 36.5, 40.0):
+        image, scale, achieved = match_psnr(original, delta, wanted)
+        assert abs(achieved - wanted) <= 0.3
+        assert abs(psnr(original, image) - achieved) < 1e-9
+        assert np.allclose(image * 255, np.round(image * 255), atol=1e-3)  # on the uint8 grid
+    # a perturbation of identical ±steps: PSNR moves in whole-grey-level jumps; the closest one wins
+    steps = rng.choice([-1.0, 1.0], original.shape).astype(np.float32) * 0.03
+    _, _, achieved = match_psnr(original, steps, 33.0)
+    scan = [psnr(original, quantise(original + s * steps)) for s in np.linspace(0.3, 1.5, 400)]
+    assert abs(achieved - 33.0) <= min(abs(p - 33.0) for p in scan) + 1e-9
+
+
+def test_sign_pgd_stays_in_the_ball_and_lowers_the_loss():
+    from benchmarks.baselines import sign_pgd
+
+    artwork = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    goal = torch.zeros_like(artwork)
+
+    def loss_of(x: torch.Tensor) -> torch.Tensor:
+        return ((x - goal) ** 2).mean()
+
+    eps = 4 / 255
+    delta = sign_pgd(artwork, loss_of, eps, steps=10)
+    assert float(delta.abs().max()) <= eps + 1e-6
+    assert float(((artwork + delta).clamp(0, 1) - (artwork + delta)).abs().max()) == 0
+    assert float(loss_of(artwork + delta)) < float(loss_of(artwork))
+    pushed = sign_pgd(artwork, loss_of, eps, steps=10, maximise=True)
+    assert float(loss_of(artwork + pushed)) > float(loss_of(artwork))
+
+
+def test_cosine_agreement_and_finiteness_checks():
+    from benchmarks.run import check_finite
+    from benchmarks.strength import cosine_agreement
+
+    same = cosine_agreement([[1.0, 2.0], [2.0, 4.0], [0.5, 1.0]])
+    assert same["pairs"] == [1.0, 1.0, 1.0] and same["mean"] == 1.0
+    mixed = cosine_agreement([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]])
+    assert mixed["pairs"] == [-1.0, 0.0, 0.0] and mixed["mean"] == pytest.approx(-1 / 3, abs=1e-4)
+    assert check_finite({"a": [1.0, float("nan")], "b": {"c": float("inf")}, "d": None}) == ["results.a[1]", "results.b.c"]
+
+
+def test_painting_loader_and_purifications_keep_shape():
+    from benchmarks.data import load_painting, purifications
+
+    if not ART.is_dir():
+        pytest.skip("../shared/art is missing")
+    image = load_painting("the_scream_munch_1893.jpg", 96)
+    assert image.shape == (96, 96, 3) and image.dtype == np.uint8
+    original = image.astype(np.float32) / 255
+    for name, purify in purifications(["jpeg75", "resize0.5", "noise0.05+resample", "blur1"]).items():
+        out = purify(original, np.random.default_rng(0))
+        assert out.shape == original.shape and 0 <= out.min() and out.max() <= 1, name
+        if name != "clean":
+            assert float(np.abs(out - original).mean()) > 1e-4, name
+    with pytest.raises(ValueError, match="unknown purification"):
+        purifications(["jpeg42"])

@@ -1,0 +1,296 @@
+"""The GIMP 3 plug-in inside a real GIMP 3.0 (Debian 13 chroot) against a real `fixative serve`.
+
+tests/gimp/build_chroot.sh builds the chroot (CI runs it first and sets FIXATIVE_REQUIRE_GIMP=1);
+without it these tests skip. On a Debian 13 host with gimp-console-3.0 installed they run GIMP
+directly instead. GIMP runs the cases in tests/gimp/gimp_batch.py through python-fu-eval and
+writes raw pixels and the layer stack; the judging happens here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, painting
+from tests.gimp.checks import check_within_budget, engine_in
+
+CHROOT = Path(os.environ.get("FIXATIVE_GIMP_CHROOT", "/var/cache/fixative/gimp3-chroot"))
+READY_MARKER = CHROOT / ".fixative-gimp-ready"
+PLUGIN_DIR = REPO / "plugins" / "gimp" / "gimp3" / "fixative_protect"
+COMMON_DIR = REPO / "plugins" / "common"
+GIMP_DIR = REPO / "tests" / "gimp"
+GIMP_TIMEOUT_S = float(os.environ.get("FIXATIVE_GIMP_TIMEOUT", "420"))
+HOST_GIMP = shutil.which("gimp-console-3.0")
+
+pytestmark = [pytest.mark.gimp, pytest.mark.slow]
+
+sys.path.insert(0, str(COMMON_DIR))
+import fixative_png  # noqa: E402
+
+
+class GimpSetup:
+    """Where GIMP runs (chroot or host) and how paths look from inside it."""
+
+    def __init__(self, chroot: Path | None):
+        self.chroot = chroot
+
+    def inside(self, host_path: Path) -> str:
+        """The path GIMP sees for a host path."""
+        if self.chroot is None:
+            return str(host_path)
+        return "/" + str(host_path.relative_to(self.chroot))
+
+    def home(self, scratch: Path) -> Path:
+        return CHROOT / "root" if self.chroot is not None else scratch / "gimp-home"
+
+    def work_dir(self, scratch: Path) -> Path:
+        if self.chroot is None:
+            return scratch / "gimp-work"
+        return self.chroot / "tmp" / f"fixative-test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def gimp_setup() -> GimpSetup:
+    if READY_MARKER.exists():
+        return GimpSetup(CHROOT)
+    if HOST_GIMP:
+        return GimpSetup(None)
+    reason = (f"no GIMP 3: {READY_MARKER} is missing and gimp-console-3.0 is not installed; run "
+              "tests/gimp/build_chroot.sh (as root) first")
+    if os.environ.get("FIXATIVE_REQUIRE_GIMP"):
+        pytest.fail(reason + " (FIXATIVE_REQUIRE_GIMP is set)")
+    pytest.skip(reason)
+
+
+def install_plugin(gimp_home: Path) -> Path:
+    """Lay the plug-in out the way the installer does: client modules beside the plug-in file."""
+    target = gimp_home / ".config" / "GIMP" / "3.0" / "plug-ins" / "fixative_protect"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    shutil.copy2(PLUGIN_DIR / "fixative_protect.py", target / "fixative_protect.py")
+    for name in ("fixative_client.py", "fixative_png.py"):
+        shutil.copy2(COMMON_DIR / name, target / name)
+    (target / "fixative_protect.py").chmod(0o755)
+    return target
+
+
+def write_png(path: Path, pixels: np.ndarray) -> None:
+    """8- or 16-bit PNG from (H, W, C) pixels, with the stdlib encoder the plug-ins use."""
+    height, width, channels = pixels.shape
+    if pixels.dtype == np.uint16:
+        data, depth = pixels.astype(">u2").tobytes(), 16
+    else:
+        data, depth = pixels.astype(np.uint8).tobytes(), 8
+    path.write_bytes(fixative_png.encode_png(width, height, channels, depth, data))
+
+
+def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[dict]) -> dict:
+    """Run the cases in one GIMP session; returns the verdict with raw pixel files loaded."""
+    work = setup.work_dir(scratch)
+    work.mkdir(parents=True)
+    try:
+        home_inside = work / "fixative-home"
+        shutil.copytree(fixative_home, home_inside, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("cache", "data"))
+        for case in cases:
+            png_path = work / f"{case['name']}.png"
+            write_png(png_path, case.pop("pixels"))
+            case["png"] = setup.inside(png_path)
+        spec = {"out_dir": setup.inside(work), "cases": cases}
+        (work / "spec.json").write_text(json.dumps(spec))
+        shutil.copy2(GIMP_DIR / "gimp_batch.py", work / "gimp_batch.py")
+        install_plugin(setup.home(scratch))
+
+        code = f"exec(open({setup.inside(work / 'gimp_batch.py')!r}).read())"
+        gimp_args = ["gimp-console-3.0", "-i", "-d", "-f", "--no-splash",
+                     "--batch-interpreter=python-fu-eval", "-b", code, "--quit"]
+        env_args = [f"FIXATIVE_HOME={setup.inside(home_inside)}",
+                    f"FIXATIVE_GIMP_SPEC={setup.inside(work / 'spec.json')}"]
+        if setup.chroot is not None:
+            command = [str(GIMP_DIR / "run_in_chroot.sh"), str(setup.chroot), "env", *env_args,
+                       *gimp_args]
+            env = None
+        else:
+            command = gimp_args
+            env = {"HOME": str(setup.home(scratch)), "PATH": os.environ.get("PATH", ""),
+                   "LANG": "C.UTF-8", **dict(arg.split("=", 1) for arg in env_args)}
+        done = subprocess.run(command, capture_output=True, text=True, timeout=GIMP_TIMEOUT_S,
+                              env=env)
+        log = f"exit {done.returncode}\nstdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-6000:]}"
+        verdict_path = work / "verdict.json"
+        assert verdict_path.exists(), f"GIMP wrote no verdict\n{log}"
+        verdict = json.loads(verdict_path.read_text())
+        verdict["log"] = log
+        for case in verdict["cases"]:
+            case["pixels"] = {}
+            for kind in ("before", "source-after", "result"):
+                path = work / f"{case['name']}.{kind}"
+                if path.exists():
+                    case["pixels"][kind] = path.read_bytes()
+        return verdict
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def as_array(data: bytes, fmt: str, width: int, height: int) -> np.ndarray:
+    """Raw GEGL bytes (native-endian for u16) as (H, W, C)."""
+    components = fmt.split()[0]
+    channels = {"Y'": 1, "Y'A": 2, "R'G'B'": 3, "R'G'B'A": 4}[components]
+    dtype = np.uint16 if fmt.endswith("u16") else np.uint8
+    return np.frombuffer(data, dtype=dtype).reshape(height, width, channels)
+
+
+def with_alpha(rgb: np.ndarray) -> np.ndarray:
+    """Add a left-to-right alpha ramp (64..255) so alpha handling is visible."""
+    height, width, _ = rgb.shape
+    ramp = np.linspace(64, 255, width).astype(np.uint8)
+    alpha = np.broadcast_to(ramp, (height, width))[..., None]
+    return np.concatenate([rgb, alpha], axis=2)
+
+
+def deep(rgb8: np.ndarray) -> np.ndarray:
+    """16-bit pixels that use the low byte too (an 8-bit round trip would lose it)."""
+    noise = np.random.default_rng(1).integers(-128, 129, rgb8.shape)
+    return (rgb8.astype(np.int64) * 257 + noise).clip(0, 65535).astype(np.uint16)
+
+
+def grey(rgb: np.ndarray) -> np.ndarray:
+    return rgb.mean(axis=2, keepdims=True).round().astype(np.uint8)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+FAST = {"quality": "fast", "intensity": "default", "robustness": "off"}
+
+
+def check_pixels(original: np.ndarray, protected: np.ndarray, fmt: str, intensity: str) -> None:
+    check_within_budget(original, protected, fmt.split()[0].endswith("A"),
+                        65535 if fmt.endswith("u16") else 255, intensity)
+
+
+def check_protected_layer(case: dict, intensity: str) -> None:
+    """New layer right above the source, same geometry, pixels changed within the budget."""
+    assert case["status"] == "success", case
+    before = {layer["name"]: layer for layer in case["before_layers"]}
+    after = [layer["name"] for layer in case["after_layers"]]
+    assert after == ["Top", "Painting (protected)", "Painting", "Background"], after
+    source = next(layer for layer in case["after_layers"] if layer["name"] == "Painting")
+    result = next(layer for layer in case["after_layers"] if layer["name"] == "Painting (protected)")
+    moved = {key: value for key, value in source.items() if key != "position"}
+    assert moved == {key: value for key, value in before["Painting"].items() if key != "position"}
+    assert result["position"] == source["position"] - 1, "not directly above the source"
+    for key in ("width", "height", "offsets", "type"):
+        assert result[key] == source[key], (key, result, source)
+
+    pixels = case["pixels"]
+    assert pixels["source-after"] == pixels["before"], "the source layer's pixels changed"
+    assert case["result_format"] == case["source_format"]
+    fmt = case["source_format"]
+    original = as_array(pixels["before"], fmt, source["width"], source["height"])
+    protected = as_array(pixels["result"], fmt, source["width"], source["height"])
+    check_pixels(original, protected, fmt, intensity)
+
+
+@pytest.fixture(scope="module")
+def engine_verdict(gimp_setup, tmp_path_factory):
+    """One GIMP session with a real engine running: every success and refusal case."""
+    scratch = tmp_path_factory.mktemp("gimp3")
+    home = scratch / "fixative-home"
+    with engine_in(home):
+        rgb16 = deep(painting(size=56))
+        cases = [
+            {"name": "rgba8", "pixels": with_alpha(painting(size=(88, 72))), "canvas": [130, 110],
+             "offsets": [13, 7], "args": FAST},
+            {"name": "rgb16", "pixels": rgb16, "canvas": [80, 70], "offsets": [5, 9],
+             "args": FAST},
+            {"name": "gray8", "pixels": grey(painting(size=64, box=(0.6, 0.5))),
+             "canvas": [70, 70], "offsets": [3, 2], "args": FAST},
+            {"name": "inplace", "pixels": painting(size=48, box=(0.2, 0.7)), "canvas": [60, 60],
+             "offsets": [6, 6], "args": {**FAST, "new-layer": False}},
+            {"name": "indexed", "pixels": painting(size=40), "canvas": [40, 40],
+             "offsets": [0, 0], "convert": "indexed", "args": FAST},
+        ]
+        return run_gimp(gimp_setup, scratch, home, cases)
+
+
+def case_named(verdict: dict, name: str) -> dict:
+    case = next(case for case in verdict["cases"] if case["name"] == name)
+    assert case["status"] != "harness-error", f"{case['error']}\n{verdict['log']}"
+    assert case["status"] != "not-registered", f"plug-in not registered\n{verdict['log']}"
+    return case
+
+
+def test_rgba_8bit_layer_with_offsets(engine_verdict):
+    case = case_named(engine_verdict, "rgba8")
+    assert case["precision"].startswith("u8")
+    check_protected_layer(case, "default")
+
+
+def test_16bit_layer_keeps_its_precision(engine_verdict):
+    case = case_named(engine_verdict, "rgb16")
+    assert case["precision"].startswith("u16")
+    check_protected_layer(case, "default")
+    result = np.frombuffer(case["pixels"]["result"], dtype=np.uint16)
+    # An 8-bit round trip would leave only multiples of 257.
+    assert (result % 257 != 0).mean() > 0.5, "the result lost its 16-bit precision"
+
+
+def test_greyscale_layer(engine_verdict):
+    case = case_named(engine_verdict, "gray8")
+    assert case["base_type"] == "gray"
+    check_protected_layer(case, "default")
+
+
+def test_in_place_when_new_layer_is_off(engine_verdict):
+    case = case_named(engine_verdict, "inplace")
+    assert case["status"] == "success", case
+    assert case["after_layers"] == case["before_layers"], "no layer may be added"
+    source = next(layer for layer in case["after_layers"] if layer["name"] == "Painting")
+    fmt = case["source_format"]
+    before = as_array(case["pixels"]["before"], fmt, source["width"], source["height"])
+    after = as_array(case["pixels"]["source-after"], fmt, source["width"], source["height"])
+    check_pixels(before, after, fmt, "default")
+
+
+def test_indexed_image_is_refused_clearly(engine_verdict):
+    case = case_named(engine_verdict, "indexed")
+    assert case["status"] == "execution-error", case
+    assert "indexed" in (case["error"] or "").lower(), case["error"]
+    assert case["after_layers"] == case["before_layers"]
+    assert case["pixels"]["source-after"] == case["pixels"]["before"]
+
+
+def test_engine_stopped_gives_clear_error_and_unchanged_image(gimp_setup, fixative_home,
+                                                             tmp_path):
+    """A stale discovery file (engine gone) and no installed engine: message, nothing changed."""
+    state = fixative_home / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "engine.json").write_text(json.dumps(
+        {"url": f"http://127.0.0.1:{free_port()}", "token": "stale", "pid": 999999,
+         "version": "0.1.0"}))
+    cases = [{"name": "stopped", "pixels": painting(size=40), "canvas": [50, 50],
+              "offsets": [4, 4], "args": FAST}]
+    verdict = run_gimp(gimp_setup, tmp_path, fixative_home, cases)
+    case = case_named(verdict, "stopped")
+    assert case["status"] == "execution-error", case
+    message = case["error"] or ""
+    assert message.startswith("Fixative:") and "engine" in message, message
+    assert "not changed" in message, message
+    assert "Traceback" not in message and "Traceback" not in verdict["log"], verdict["log"]
+    assert case["after_layers"] == case["before_layers"]
+    assert case["pixels"]["source-after"] == case["pixels"]["before"]
+    assert message.split(":", 1)[1].strip()[:40] in verdict["log"], "no Gimp.message shown"

@@ -1,0 +1,131 @@
+"""The plugin inside real Krita (``kritarunner``, offscreen), installed the way the installer lays it out.
+
+Needs ``krita`` (5.x, with python3-pyqt5); skipped where it is missing. The driver
+(tests/krita/driver.py) calls ``fixative_krita.protect_layer`` and writes a verdict file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO, painting
+from tests.krita.fake_engine import FakeEngine
+
+pytestmark = [pytest.mark.krita, pytest.mark.slow,
+              pytest.mark.skipif(shutil.which("kritarunner") is None, reason="needs real Krita")]
+
+DOC_SIZE = (96, 72)
+LAYER_BOX = (10, 8, 64, 48)
+OPTIONS = {"models": ["taef2"], "quality": "fast", "steps": 4}  # small: CI has 2 shared cores
+
+
+def install_plugin(pykrita: Path) -> Path:
+    """Copy the plugin like the installer does: client modules inside the package folder."""
+    package = pykrita / "fixative_krita"
+    shutil.copytree(REPO / "plugins" / "krita" / "fixative_krita", package,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("fixative_client.py", "fixative_png.py"):
+        shutil.copy(REPO / "plugins" / "common" / name, package / name)
+    shutil.copy(REPO / "plugins" / "krita" / "fixative_krita.desktop", pykrita)
+    return package
+
+
+def run_driver(tmp_path: Path, home: Path, depths: list[str], engine_stopped: bool = False,
+               gray: bool = False) -> dict:
+    out = tmp_path / "out"
+    out.mkdir()
+    pykrita = tmp_path / "pykrita"
+    pykrita.mkdir()
+    install_plugin(pykrita)
+    w, h = LAYER_BOX[2:]
+    rgba = np.dstack([painting(size=(w, h)), np.linspace(40, 255, w * h).reshape(h, w).astype(np.uint8)])
+    (tmp_path / "layer.rgba").write_bytes(rgba.tobytes())
+    config = {"out": str(out), "home": str(home), "depths": depths, "options": OPTIONS,
+              "doc_size": DOC_SIZE, "layer_box": LAYER_BOX, "rgba_path": str(tmp_path / "layer.rgba"),
+              "engine_stopped": engine_stopped, "gray": gray, "python": sys.executable}
+    (tmp_path / "driver.json").write_text(json.dumps(config))
+    env = dict(os.environ)
+    env.update({"QT_QPA_PLATFORM": "offscreen", "FIXATIVE_HOME": str(home),
+                "FIXATIVE_KRITA_DRIVER": str(tmp_path / "driver.json"),
+                "PYTHONPATH": os.pathsep.join([str(pykrita), str(REPO / "tests" / "krita")]),
+                "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
+                "XDG_DATA_HOME": str(tmp_path / "xdg-data"), "HOME": str(tmp_path),
+                "NO_PROXY": "127.0.0.1,localhost"})
+    env.pop("PYTHONHOME", None)
+    # Krita embeds the system Python, which finds its prefix (and PyQt5) through PATH: keep a
+    # pyenv/virtualenv interpreter that runs pytest off it.
+    env["PATH"] = os.pathsep.join(part for part in env.get("PATH", "").split(os.pathsep)
+                                  if ".pyenv" not in part and not part.startswith(sys.prefix))
+    result = subprocess.run(["kritarunner", "-s", "driver", "-f", "main"], env=env, cwd=str(tmp_path),
+                            capture_output=True, text=True, timeout=400)
+    verdict_path = out / "verdict.json"
+    assert verdict_path.exists(), "Krita wrote no verdict:\n" + result.stdout[-3000:] + result.stderr[-3000:]
+    verdict = json.loads(verdict_path.read_text())
+    assert "error" not in verdict, verdict["error"]
+    verdict["out"] = out
+    return verdict
+
+
+def layer_array(path: Path, depth: str) -> np.ndarray:
+    dtype = "<u1" if depth == "U8" else "<u2"
+    return np.frombuffer(path.read_bytes(), dtype).reshape(LAYER_BOX[3], LAYER_BOX[2], 4)
+
+
+def check_protected(verdict: dict, depth: str, max_change: float | None) -> np.ndarray:
+    record = verdict[depth]
+    assert record["names"] == ["Background", "Paint", "Paint (protected)"] or \
+        record["names"] == ["Paint", "Paint (protected)"], record["names"]
+    assert record["new_bounds"] == record["source_bounds"] == list(LAYER_BOX)
+    assert record["new_depth"] == depth and record["new_model"] == "RGBA"
+    assert record["source_unchanged"]
+    before = layer_array(verdict["out"] / (f"{depth}-before.raw"), depth)
+    after = layer_array(verdict["out"] / (f"{depth}-after.raw"), depth)
+    assert np.array_equal(after[..., 3], before[..., 3]), "alpha must be preserved bit for bit"
+    change = np.abs(after[..., :3].astype(np.int64) - before[..., :3]) / (255.0 if depth == "U8" else 65535.0)
+    assert change.max() > 0, "the protected layer must differ"
+    if max_change is not None:
+        assert change.max() <= max_change, f"change {change.max():.4f} above the budget {max_change:.4f}"
+    return after[..., :3].astype(np.int64) - before[..., :3]
+
+
+def test_krita_protect_layer_with_fake_engine(tmp_path):
+    """Fast: real Krita and the installed plugin layout, a stand-in engine (exact changes)."""
+    home = tmp_path / "home"
+    engine = FakeEngine(home / "state", job_seconds=0.3).start()
+    try:
+        verdict = run_driver(tmp_path, home, ["U8", "U16"], gray=True)
+    finally:
+        engine.stop()
+    assert verdict["active_document_is_none"]  # measured: kritarunner has no window
+    # The fake adds 3 (wrapping) to the low byte of R, G and B only: exact byte order checks.
+    difference = check_protected(verdict, "U8", None)
+    assert np.all(difference % 256 == 3)
+    difference = check_protected(verdict, "U16", None)
+    assert np.all(difference % 256 == 3)
+    gray = verdict["gray"]
+    assert gray["converted"] and gray["source_model"] == "GRAYA" and gray["source_unchanged"]
+    assert gray["new_model"] == "RGBA" and gray["new_bounds"] == gray["source_bounds"]
+    assert gray["names"][-1] == "Paint (protected)"
+    assert len(engine.jobs) == 3
+
+
+def test_krita_protect_layer_with_real_engine(tmp_path, running_engine, fixative_home):
+    """The issue's CI check: RGBA U8 and U16 against `fixative serve`, then the engine stopped."""
+    verdict = run_driver(tmp_path, fixative_home, ["U8", "U16"], engine_stopped=True)
+    for depth in ("U8", "U16"):
+        check_protected(verdict, depth, max_change=32 / 255)
+    stopped = verdict["engine_stopped"]
+    assert stopped["stopped"]
+    assert stopped["not_installed"]["error"] == "EngineNotInstalled"
+    assert "installer" in stopped["not_installed"]["message"]
+    assert stopped["start_fails"]["error"] == "EngineUnreachable"
+    assert "stopped while starting" in stopped["start_fails"]["message"]
+    assert stopped["names_unchanged"] and stopped["pixels_unchanged"]
