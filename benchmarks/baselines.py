@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
 from fixative.models.base import ImageEncoder
 from fixative.targets import encode
 from fixative.views import whole_view

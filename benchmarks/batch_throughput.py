@@ -124,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             results["runs"]["in-process"] = timed_batch(sources, root / "out-inproc", options, InProcessExecutor())
             print(f"in-process: {results['runs']['in-process']}", flush=True)
         import ray
+
         from fixative.batch.ray_executor import RayExecutor
 
         ray.init(num_cpus=int(max(counts) * args.cpus_per_worker), include_dashboard=False,

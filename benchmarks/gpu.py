@@ -60,8 +60,9 @@ def synchronise(device: str) -> None:
 
 
 def time_sizes(model_name: str, device: str, sizes: list[int], quality: str, steps: int | None) -> list[dict]:
-    from fixative import protect
     from torch.utils.flop_counter import FlopCounterMode
+
+    from fixative import protect
 
     rows = []
     for side in sizes:

@@ -41,7 +41,9 @@ def optional_sections(size: str) -> list[str]:
             raise
         section = getattr(module, "section", None)
         if section is None:
-            log(f"{module_name} has no section(size) function; skipped")
+            title = (module.__doc__ or module_name).strip().splitlines()[0]
+            script = module_name.replace(".", "/") + ".py"
+            sections.append(f"## {title}\n\nNot part of this run: see `python {script} --help`.\n")
             continue
         try:
             sections.append(section(size).rstrip() + "\n")

@@ -39,10 +39,10 @@ def peak_rss_mb() -> float:
 def worker(side: int, quality: str, steps: int | None, style: str, purification_names: list[str],
            painting: str) -> dict:
     import numpy as np
-    from fixative import protect
-    from fixative.evaluate import evaluate
 
     from benchmarks.data import load_painting, purifications
+    from fixative import protect
+    from fixative.evaluate import evaluate
 
     image = load_painting(painting, side)
     options = {"models": ["taef2"], "quality": quality, "target_style": style, "device": "cpu", "seed": 0}

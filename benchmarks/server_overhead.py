@@ -46,7 +46,6 @@ def main() -> int:
     os.environ.setdefault("FIXATIVE_OFFLINE", "1")
     from fixative import protect
     from fixative.imageio import load_image
-
     from tests.conftest import painting
     from tests.helpers.engine import start_engine
     from tests.helpers.images import png_bytes

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from fixative.evaluate import evaluate, make_target
-from fixative.models.registry import load_encoder
-from fixative.targets import encode
-from fixative.views import whole_view
 
 from benchmarks.baselines import BASELINES, run_baseline, texture_pattern, to_tensor
 from benchmarks.config import BenchConfig
 from benchmarks.data import load_painting, purifications
+from fixative.evaluate import evaluate, make_target
+from fixative.models.registry import load_encoder
+from fixative.targets import encode
+from fixative.views import whole_view
 
 MODEL = "taef2"
 Log = Callable[[str], None]

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from fixative.batch.manifest import DONE, FAILED, INTERRUPTED, RETRIED, Manifest, read_records
 from fixative.batch.runner import BatchRunner, Event
 from fixative.batch.work import JobSpec, WorkItem
 from fixative.commands.batch import collect_inputs
 from fixative.errors import BadOptions, OutputError
 from fixative.imageio import default_output_path
-
 from tests.conftest import MODELS, REPO, painting
 
 FAST = {"models": ["taef2"], "quality": "fast", "steps": 2, "target_style": "ink-hatching", "device": "cpu"}

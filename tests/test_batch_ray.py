@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixative.batch.manifest import DONE, FAILED, INTERRUPTED, RETRIED, read_records
 
+from fixative.batch.manifest import DONE, FAILED, INTERRUPTED, RETRIED, read_records
 from tests.conftest import MODELS, REPO
 from tests.helpers import netns
 from tests.test_batch import FAST, write_corrupt, write_paintings

@@ -56,6 +56,7 @@ def _vae_name(folder: Path, subfolder: str = "") -> str:
 def test_vae_loads_by_folder_encodes_and_decodes(fixative_home, tiny_vae_dir):
     import torch
     from diffusers import AutoencoderKL
+
     from fixative.models.diffusers_vae import DiffusersVAE
     from fixative.models.registry import load_encoder
 
@@ -84,6 +85,7 @@ def test_vae_loads_by_folder_encodes_and_decodes(fixative_home, tiny_vae_dir):
 def test_vae_subfolder_and_flux_like_latents(fixative_home, tiny_pipeline_dir, tmp_path):
     """``vae:<folder>#vae`` reads a pipeline's VAE; a 16-channel (FLUX-like) VAE keeps 16 channels."""
     import torch
+
     from fixative.models.registry import load_encoder
 
     pipeline_vae = load_encoder(_vae_name(tiny_pipeline_dir, "vae"))
@@ -106,6 +108,7 @@ def test_vae_alias_loads_by_repo_id_from_the_hub_cache(fixative_home, tiny_vae_d
                                                        alias, repo_id, subfolder, area):
     """Aliases resolve to repo ids; offline, a repo id loads from the Hugging Face cache."""
     import huggingface_hub.constants
+
     from fixative.models.diffusers_vae import DiffusersVAE
     from fixative.models.registry import load_encoder
 

@@ -15,7 +15,7 @@ import torch
 from fixative.errors import DownloadFailed, MissingWeights
 from fixative.models.registry import TAE_MODELS, build_tae, check_model_name, load_encoder
 from fixative.models.weights import WeightFile, download_weight, find_weight, verify
-from tests.conftest import MODELS, painting
+from tests.conftest import MODELS
 
 
 @pytest.mark.parametrize("name", list(TAE_MODELS))

@@ -289,7 +289,9 @@ def test_lease_expiry_cancels_a_job_nobody_polls(engine):
     needs_core()
     job = submit(engine, png_bytes(painting(size=64)), LONG).json()
     time.sleep(LEASE_S + 2.5)  # the client "was killed": no polls at all
-    status = engine.request("GET", f"/v1/jobs/{job['id']}").json()
+    # The lease is gone now; the worker stops at its next cancellation check (a later poll
+    # cannot revive the job).
+    status = engine.wait_job(job["id"], timeout=120)
     assert status["state"] == "cancelled", status
     assert status["error"]["code"] == "lease_expired"
     follow_up = submit(engine, png_bytes(painting(size=32)), QUICK).json()

@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+
 from fixative.errors import BadImage, Cancelled
 from fixative.server.jobs import (
     JobManager,

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from fixative.server.config import ServerConfig, is_loopback
 
+from fixative.server.config import ServerConfig, is_loopback
 from tests.helpers.engine import engine_env, start_engine
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")

@@ -31,7 +31,14 @@ from fixative.models.registry import load_encoder
 from fixative.options import ProtectOptions
 from fixative.pixels import Pixels
 from fixative.result import Progress, ProtectResult, ProtectStats
-from fixative.targets import ImageTarget, StyleStatsTarget, Target, encode, pick_auto_style, render_style
+from fixative.targets import (
+    ImageTarget,
+    StyleStatsTarget,
+    Target,
+    encode,
+    pick_auto_style,
+    render_style,
+)
 from fixative.transforms import ROBUSTNESS, apply_chain
 from fixative.views import View, ViewSampler, whole_view
 

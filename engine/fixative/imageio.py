@@ -212,7 +212,7 @@ def xmp_packet(concept: str | None = None, optout: bool = True) -> bytes:
             '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
             '<rdf:Description rdf:about="" xmlns:plus="http://ns.useplus.org/ldf/xmp/1.0/" '
             f'xmlns:dc="http://purl.org/dc/elements/1.1/">{body}</rdf:Description></rdf:RDF></x:xmpmeta>'
-            '<?xpacket end="w"?>').encode("utf-8")
+            '<?xpacket end="w"?>').encode()
 
 
 def strip_gps(exif: bytes | None) -> bytes | None:

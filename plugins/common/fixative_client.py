@@ -219,6 +219,12 @@ class FixativeClient(object):
 
     # -- locations --------------------------------------------------------------------------
     def _discovery_path(self):
+        if self.state_dir is None:
+            # Sandboxed editors (Flatpak) see another state folder than the host's engine: the
+            # installer then records the host's discovery file in plugin.json.
+            config = _read_json_file(self._plugin_config_path()) or {}
+            if config.get("discovery_file"):
+                return config["discovery_file"]
         return os.path.join(self.state_dir or state_dir(), "engine.json")
 
     def _plugin_config_path(self):

@@ -42,6 +42,7 @@ def main() -> int:
 def _run(args: argparse.Namespace, results: dict) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
+
     from fixative.batch.manifest import Manifest
     from fixative.batch.ray_executor import RayExecutor
     from fixative.batch.runner import BatchRunner

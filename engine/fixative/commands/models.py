@@ -21,7 +21,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from fixative.errors import FixativeError
-    from fixative.models.registry import DEFAULT_MODELS, TAE_MODELS, available_models, check_model_name
+    from fixative.models.registry import (
+        DEFAULT_MODELS,
+        TAE_MODELS,
+        available_models,
+        check_model_name,
+    )
     from fixative.models.weights import find_weight, search_dirs, verify
 
     console = Console()

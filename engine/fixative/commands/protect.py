@@ -100,7 +100,13 @@ def _version() -> str:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from fixative.errors import FixativeError
 
@@ -126,8 +132,8 @@ def run(args: argparse.Namespace) -> int:
         for source in sources:
             task = bar.add_task(source.name, total=1.0)
 
-            def on_progress(p, task=task):
-                bar.update(task, completed=p.fraction, description=f"{source.name}: {p.stage}")
+            def on_progress(p, task=task, name=source.name):
+                bar.update(task, completed=p.fraction, description=f"{name}: {p.stage}")
 
             destination = output_path_for(source, args)
             try:

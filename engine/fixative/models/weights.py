@@ -74,7 +74,13 @@ def find_weight(weight: WeightFile, download: bool = True, show_progress: bool =
 def download_weight(weight: WeightFile, folder: Path, show_progress: bool = True,
                     timeout: float = 60.0) -> Path:
     """Download into ``folder`` via a temporary file; verify; rename into place."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
 
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / weight.filename
