@@ -34,6 +34,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts")
     parser.add_argument("--cpus-per-worker", type=float, default=1.0)
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0)
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     parser.add_argument("--no-in-process", action="store_true", help="skip the in-process baseline")
     parser.add_argument("--art", default=str(REPO.parent / "shared" / "art"))
     parser.add_argument("--models-dir", default=str(REPO.parent / "shared" / "models" / "taesd"))
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("FIXATIVE_OFFLINE", "1")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     counts = [int(c) for c in args.workers.split(",") if c.strip()]
-    options = {"models": ["taef2"], "quality": args.quality, "steps": args.steps, "device": "cpu"}
+    options = {"models": ["taef2"], "quality": args.quality, "steps": args.steps, "device": args.device}
     results: dict = {"images": args.images, "size": args.size, "options": options, "cpus": os.cpu_count(),
                      "runs": {}}
     with tempfile.TemporaryDirectory(prefix="fixative-bench-") as tmp:
@@ -121,17 +123,23 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_in_process:
             from fixative.batch.runner import InProcessExecutor
 
-            results["runs"]["in-process"] = timed_batch(sources, root / "out-inproc", options, InProcessExecutor())
-            print(f"in-process: {results['runs']['in-process']}", flush=True)
+            import torch
+
+            for label, threads in ((f"in-process ({torch.get_num_threads()} threads)", None),
+                                   ("in-process (1 thread)", 1)):
+                folder = root / f"out-inproc-{threads or 'default'}"
+                results["runs"][label] = timed_batch(sources, folder, options, InProcessExecutor(threads=threads))
+                print(f"{label}: {results['runs'][label]}", flush=True)
         import ray
 
         from fixative.batch.ray_executor import RayExecutor
 
-        ray.init(num_cpus=int(max(counts) * args.cpus_per_worker), include_dashboard=False,
+        ray.init(num_cpus=int(max(counts) * max(1.0, args.cpus_per_worker)), include_dashboard=False,
                  _node_ip_address="127.0.0.1", logging_level="warning")
         try:
             for count in counts:
-                executor = RayExecutor(workers=count, gpus_per_worker=0, cpus_per_worker=args.cpus_per_worker)
+                executor = RayExecutor(workers=count, gpus_per_worker=args.gpus_per_worker,
+                                       cpus_per_worker=args.cpus_per_worker)
                 key = f"ray x{count}"
                 results["runs"][key] = timed_batch(sources, root / f"out-ray{count}", options, executor)
                 print(f"{key}: {results['runs'][key]}", flush=True)
@@ -140,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     one = results["runs"].get("ray x1")
     print(f"\n{args.images} images of {args.size}² px, quality {args.quality}, {args.steps} steps, "
           f"{os.cpu_count()} CPU(s)")
-    print(f"{'run':<12}{'img/min (steady)':>18}{'img/min (with startup)':>24}{'efficiency':>12}")
+    print(f"{'run':<28}{'img/min (steady)':>18}{'img/min (with startup)':>24}{'efficiency':>12}")
     for key, run in results["runs"].items():
         efficiency = ""
         if one and key.startswith("ray x"):
@@ -148,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             value = run["images_per_min"] / (count * one["images_per_min"])
             results["runs"][key]["scaling_efficiency"] = round(value, 3)
             efficiency = f"{value:.0%}"
-        print(f"{key:<12}{run['images_per_min']:>18.2f}{run['images_per_min_incl_startup']:>24.2f}{efficiency:>12}")
+        print(f"{key:<28}{run['images_per_min']:>18.2f}{run['images_per_min_incl_startup']:>24.2f}{efficiency:>12}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -67,6 +67,62 @@ def check_finite(value: object, where: str = "results") -> list[str]:
     return bad
 
 
+def measure_all(config, json_path: Path, image_dir: Path, resume: bool) -> dict:  # noqa: ANN001
+    """Run every measurement (resuming from a partial file when asked); returns all numbers."""
+    import torch
+
+    from benchmarks.scale import run_sweep
+    from benchmarks.strength import run_strength
+
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    partial_path = json_path.with_name(json_path.name + ".partial")
+    partial = json.loads(partial_path.read_text()) if resume and partial_path.is_file() else {}
+    if partial.get("size", config.size) != config.size:
+        partial = {}
+    resumed = bool(partial)
+    partial["size"] = config.size
+
+    def save(key: str, value: object) -> None:
+        partial[key] = value
+        partial_path.parent.mkdir(parents=True, exist_ok=True)
+        partial_path.write_text(json.dumps(partial, default=float))
+
+    log(f"size {config.size}: strength on {len(config.paintings)} painting(s) at {config.side}²")
+    strength = run_strength(config, image_dir, log, partial.get("strength"), lambda s: save("strength", s))
+    log(f"scale sweep: {', '.join(f'{s}²' for s in config.sweep_sides)}")
+    scale = run_sweep(config, strength["style"], log, partial.get("scale"), lambda rows: save("scale", rows))
+    partial_path.unlink(missing_ok=True)
+    return {
+        "meta": {"size": config.size, "date": datetime.date.today().isoformat(), "side": config.side,
+                 "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads",
+                 "torch": torch.__version__, "seconds": round(time.perf_counter() - started, 1), "resumed": resumed,
+                 "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                 "sweep_quality": config.sweep_quality, "sweep_steps": config.sweep_steps},
+        "strength": strength,
+        "scale": scale,
+    }
+
+
+def write_report(results: dict, out: Path, size: str) -> list[dict]:
+    """docs: the markdown and the plots, from the numbers alone (``--report-only`` reruns just this)."""
+    from benchmarks import report
+
+    image_dir = out / "img"
+    targets = report.compute_targets(results)
+    results["targets"] = targets
+    report.plot_robustness(results, image_dir / "bench-robustness.png")
+    report.plot_scale(results, image_dir / "bench-scale.png")
+    extra = optional_sections(size)
+    if GPU_RESULTS.is_file():
+        extra.append(report.gpu_section(json.loads(GPU_RESULTS.read_text())))
+    else:
+        extra.append("## GPU\n\nNo GPU results yet: run `python -m benchmarks.gpu --out benchmarks/results/gpu.json` "
+                     "on a CUDA machine, then rerun this command (`--report-only` is enough).\n")
+    (out / "benchmarks.md").write_text(report.render_markdown(results, targets, extra))
+    return targets
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(CONFIGS), default="full")
@@ -74,50 +130,31 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder for benchmarks.md and img/ (default: docs/ for full, benchmarks/out/small for small)")
     parser.add_argument("--json", type=Path, default=None,
                         help="where to write all numbers (default: benchmarks/results/full.json, or <out>/benchmarks.json)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the paintings and sizes an interrupted run of the same size finished")
+    parser.add_argument("--report-only", action="store_true",
+                        help="measure nothing: rebuild the markdown and plots from the saved JSON")
     args = parser.parse_args(argv)
     configure_environment()
-    import torch
-
-    from benchmarks import report
-    from benchmarks.scale import run_sweep
-    from benchmarks.strength import run_strength
-
     config = CONFIGS[args.size]
     out = args.out or (REPO / "docs" if args.size == "full" else REPO / "benchmarks" / "out" / "small")
     json_path = args.json or (REPO / "benchmarks" / "results" / "full.json" if args.size == "full"
                               else out / "benchmarks.json")
-    image_dir = out / "img"
-    image_dir.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    log(f"size {config.size}: strength on {len(config.paintings)} painting(s) at {config.side}²")
-    strength = run_strength(config, image_dir, log)
-    log(f"scale sweep: {', '.join(f'{s}²' for s in config.sweep_sides)}")
-    scale = run_sweep(config, strength["style"], log)
-    results = {
-        "meta": {"size": config.size, "date": datetime.date.today().isoformat(), "side": config.side,
-                 "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads",
-                 "torch": torch.__version__, "seconds": round(time.perf_counter() - started, 1),
-                 "sweep_quality": config.sweep_quality, "sweep_steps": config.sweep_steps},
-        "strength": strength,
-        "scale": scale,
-    }
-    targets = report.compute_targets(results)
-    results["targets"] = targets
-    report.plot_robustness(results, image_dir / "bench-robustness.png")
-    report.plot_scale(results, image_dir / "bench-scale.png")
-    extra = optional_sections(config.size)
-    if GPU_RESULTS.is_file():
-        extra.append(report.gpu_section(json.loads(GPU_RESULTS.read_text())))
+    (out / "img").mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        if not json_path.is_file():
+            print(f"no results at {json_path}: run without --report-only first", file=sys.stderr)
+            return 2
+        results = json.loads(json_path.read_text())
     else:
-        extra.append("## GPU\n\nNo GPU results yet: run `python -m benchmarks.gpu --out benchmarks/results/gpu.json` "
-                     "on a CUDA machine, then rerun this command.\n")
-    (out / "benchmarks.md").write_text(report.render_markdown(results, targets, extra))
+        results = measure_all(config, json_path, out / "img", args.resume)
+    targets = write_report(results, out, config.size)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(results, indent=1, default=float))
     for t in targets:
         log(f"target {'PASS' if t['passed'] else 'FAIL'}: {t['name']}: {t['measured']}")
-    log(f"wrote {out / 'benchmarks.md'} and {json_path} in {time.perf_counter() - started:.0f}s")
-    bad = [p for p in check_finite({k: v for k, v in results.items() if k != "targets"})]
+    log(f"wrote {out / 'benchmarks.md'} and {json_path}")
+    bad = check_finite({k: v for k, v in results.items() if k != "targets"})
     if bad:
         log(f"non-finite numbers: {', '.join(bad)}")
         return 1

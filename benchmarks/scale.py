@@ -61,6 +61,9 @@ def worker(side: int, quality: str, steps: int | None, style: str, purification_
     purify = purifications(purification_names)
     robust = {}
     for label, area in (("512", 512 * 512), ("1024", 1024 * 1024)):
+        if label == "1024" and side * side <= 512 * 512:  # never upscaled: the same as at 512²
+            robust["1024"], robust["clean1024"] = robust["512"], robust["clean512"]
+            continue
         evaluation = evaluate(original, protected, target=f"style:{style}", models=["taef2"],
                               purifications=purify, max_area=area)
         robust[label] = evaluation.robust["taef2"]
@@ -74,9 +77,16 @@ def worker(side: int, quality: str, steps: int | None, style: str, purification_
                 1 / max(float(np.mean((original - protected) ** 2)), 1e-12)), 3))}
 
 
-def run_sweep(config: BenchConfig, style: str, log: Log) -> list[dict]:
+def run_sweep(config: BenchConfig, style: str, log: Log, done: list[dict] | None = None,
+              save: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """One worker process per size; sizes in ``done`` (from an interrupted run) are kept."""
+    kept = {row["side"]: row for row in done or []}
     rows = []
     for side in config.sweep_sides:
+        if side in kept:
+            rows.append(kept[side])
+            log(f"scale {side}²: kept from the interrupted run")
+            continue
         command = [sys.executable, "-m", "benchmarks.scale", "--side", str(side), "--quality", config.sweep_quality,
                    "--style", style, "--purifications", ",".join(config.sweep_purifications)]
         if config.sweep_steps is not None:
@@ -88,6 +98,8 @@ def run_sweep(config: BenchConfig, style: str, log: Log) -> list[dict]:
         row = json.loads(done.stdout.strip().splitlines()[-1])
         row["process_seconds"] = round(time.perf_counter() - started, 3)
         rows.append(row)
+        if save is not None:
+            save(rows)
         log(f"scale {side}²: protect {row['seconds']:.1f}s ({row['seconds_per_mp']:.1f} s/MP), peak RSS "
             f"{row['peak_rss_mb']:.0f} MiB, robust f @512² {row['robust_f_512']:.3f} @1024² {row['robust_f_1024']:.3f}")
     return rows

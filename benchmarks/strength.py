@@ -47,17 +47,20 @@ def run_fixative(image: np.ndarray, options: dict):  # noqa: ANN201 - ProtectRes
 
 
 def measure(original: np.ndarray, protected: np.ndarray, style: str, purify: dict,
-            with_shift: bool = True) -> dict:
+            with_shift: bool = True, shift_everywhere: bool = False) -> dict:
     """Closing fraction f toward the shared target per purification, robust f (the minimum over
-    purifications), image quality, and the relative latent shift ‖E(x′)−E(x)‖/‖E(x)‖."""
+    purifications), image quality, and the relative latent shift ‖E(x′)−E(x)‖/‖E(x)‖ (clean only,
+    unless ``shift_everywhere``: then under every purification too, and its minimum)."""
     toward = evaluate(original, protected, target=f"style:{style}", models=[MODEL], purifications=purify)
     out = {"psnr": toward.psnr, "ssim": toward.ssim, "lpips": toward.lpips,
            "f": {name: values[MODEL] for name, values in toward.closing.items()},
            "robust_f": toward.robust[MODEL]}
     if with_shift:
-        shift = evaluate(original, protected, target=None, models=[MODEL], purifications=purify)
+        where = purify if shift_everywhere else {"clean": purify["clean"]}
+        shift = evaluate(original, protected, target=None, models=[MODEL], purifications=where)
         out["shift"] = {name: values[MODEL] for name, values in shift.closing.items()}
-        out["robust_shift"] = shift.robust[MODEL]
+        if shift_everywhere:
+            out["robust_shift"] = shift.robust[MODEL]
         out["shift_vector"] = channel_shift(original, protected)
     return out
 
@@ -101,16 +104,23 @@ def style_of(target_description: str) -> str:
     return target_description.split(":", 1)[1]
 
 
-def run_strength(config: BenchConfig, image_dir: Path, log: Log) -> dict:
+def run_strength(config: BenchConfig, image_dir: Path, log: Log, done: dict | None = None,
+                 save: Callable[[dict], None] | None = None) -> dict:
+    """``done``: a partial result from an interrupted run (paintings already measured are kept);
+    ``save`` is called with the partial result after each painting."""
     from fixative.preview import make_preview
 
     purify = purifications(list(config.purifications))
     model = load_encoder(MODEL, "cpu", torch.float32)  # loaded once, outside every timed run
-    style = "auto"
-    paintings: dict[str, dict] = {}
-    ladder: dict = {}
-    previews: list[str] = []
+    done = done or {}
+    style = done.get("style", "auto")
+    paintings: dict[str, dict] = dict(done.get("paintings", {}))
+    ladder: dict = done.get("ladder", {})
+    previews: list[str] = list(done.get("previews", []))
     for index, name in enumerate(config.paintings):
+        if name in paintings:
+            log(f"{name}: kept from the interrupted run")
+            continue
         image = load_painting(name, config.side)
         original = image.astype(np.float32) / 255
         methods: dict[str, dict] = {}
@@ -134,7 +144,8 @@ def run_strength(config: BenchConfig, image_dir: Path, log: Log) -> dict:
         for baseline in BASELINES:
             run = run_baseline(baseline, model, original, goal, matched_psnr, config.baseline_steps)
             entry = {"seconds": round(run.seconds, 3), "steps": run.steps, "eps_255": round(run.eps * 255, 3),
-                     "scale": round(run.scale, 4), **measure(original, run.protected, style, purify)}
+                     "scale": round(run.scale, 4),
+                     **measure(original, run.protected, style, purify, shift_everywhere=baseline == "untargeted")}
             if baseline == "texture":
                 own = evaluate(original, run.protected, target=texture_pattern(*original.shape[:2]),
                                models=[MODEL], purifications=purify)
@@ -146,6 +157,8 @@ def run_strength(config: BenchConfig, image_dir: Path, log: Log) -> dict:
         if index == 0:
             ladder = time_to_match(image, original, style, methods["naive"], config, purify, log)
         paintings[name] = {"methods": methods}
+        if save is not None:
+            save({"style": style, "paintings": paintings, "ladder": ladder, "previews": previews})
     consistency = run_consistency(config, paintings, style, log)
     return {"style": style, "paintings": paintings, "ladder": ladder, "consistency": consistency,
             "previews": previews, "purifications": list(purify)}

@@ -57,9 +57,11 @@ def test_small_run_produces_every_number_finite(small_run):
         assert set(painting["methods"]) == expected
         for method in painting["methods"].values():
             assert set(method["f"]) == set(purifications)
-            assert set(method["shift"]) == set(purifications)
+            assert method["shift"]["clean"] > 0
             assert method["seconds"] > 0
             assert method["robust_f"] == min(v for k, v in method["f"].items() if k != "clean")
+        untargeted = painting["methods"]["untargeted"]
+        assert set(untargeted["shift"]) == set(purifications) and untargeted["robust_shift"] > 0
     for where, value in _numbers({k: v for k, v in results.items() if k != "targets"}):
         if value is None:
             assert where.endswith(".lpips"), f"{where} is missing"
@@ -179,3 +181,21 @@ def test_painting_loader_and_purifications_keep_shape():
             assert float(np.abs(out - original).mean()) > 1e-4, name
     with pytest.raises(ValueError, match="unknown purification"):
         purifications(["jpeg42"])
+
+
+def test_sweep_keeps_sizes_finished_by_an_interrupted_run():
+    from dataclasses import replace
+
+    from benchmarks.config import CONFIGS
+    from benchmarks.scale import run_sweep
+
+    kept = {"side": 64, "seconds": 1.5, "peak_rss_mb": 600.0}
+    messages: list[str] = []
+    rows = run_sweep(replace(CONFIGS["small"], sweep_sides=(64,)), "ink-hatching", messages.append, done=[kept])
+    assert rows == [kept] and "kept" in messages[0]
+
+
+def test_report_only_needs_saved_results(tmp_path, fixative_home):
+    from benchmarks.run import main
+
+    assert main(["--size", "small", "--out", str(tmp_path), "--report-only"]) == 2

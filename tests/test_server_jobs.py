@@ -198,3 +198,23 @@ def test_warmup_runs_before_first_job_and_failure_is_not_fatal(make_manager):
     gate.set()
     wait_state(manager, job.id, {"done"})
     assert events == ["warmup", "job"] and manager.warm.is_set()
+
+
+def test_preview_is_drawn_after_done_and_never_delays_the_result(make_manager):
+    release = threading.Event()
+
+    def slow_preview() -> bytes:
+        release.wait(5)
+        return b"preview-png"
+
+    def runner(payload, progress, cancel):
+        return JobOutput(result=b"image", media_type="image/png", filename="p.png", report={},
+                         preview_factory=slow_preview)
+
+    manager = make_manager(runner)
+    job = manager.submit("x")
+    wait_state(manager, job.id, {"done"})
+    output = manager.output(job.id)
+    assert output.result == b"image" and output.wait_preview(0.05) is None  # result first
+    release.set()
+    assert output.wait_preview(5) == b"preview-png"

@@ -57,7 +57,21 @@ def test_views_stay_in_bounds_and_on_the_grid(size):
         assert sy + view.out_h <= sampler.sizes[index][0] and sx + view.out_w <= sampler.sizes[index][1]
 
 
+def test_tiles_cover_every_scale_before_repeating():
+    sampler = ViewSampler(600, 900, 256, 8, jitter=0.0)
+    rng = np.random.default_rng(0)
+    seen: dict[int, set] = {}
+    for _ in range(300):
+        view = sampler.sample(rng)
+        seen.setdefault(view.grid[0], set()).add(view.grid[1:])
+    for index, (h, w) in enumerate(sampler.sizes):
+        covered = np.zeros((h, w), bool)
+        for sy, sx in seen[index]:
+            covered[sy:sy + min(256, h), sx:sx + min(256, w)] = True
+        assert covered.all(), f"scale {sampler.scales[index]} not fully covered"
+
+
 def test_large_images_get_training_bucket_scales():
-    scales = candidate_scales(4096, 4096)
+    scales = [s for s, _ in candidate_scales(4096, 4096)]
     assert 1.0 in scales and 0.5 in scales
     assert any(abs(s - 0.125) < 1e-3 for s in scales) and any(abs(s - 0.25) < 1e-3 for s in scales)

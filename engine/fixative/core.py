@@ -37,7 +37,6 @@ from fixative.targets import (
     Target,
     encode,
     pick_auto_style,
-    render_style,
 )
 from fixative.transforms import ROBUSTNESS, apply_chain
 from fixative.views import View, ViewSampler, whole_view
@@ -108,7 +107,7 @@ def build_targets(options: ProtectOptions, pixels: Pixels, model: ImageEncoder, 
             name = options.target_style
             if name == "auto":
                 name, _ = pick_auto_style(model, artwork, main_view)
-            targets.append(("style", StyleStatsTarget(render_style(name), f"style:{name}")))
+            targets.append(("style", StyleStatsTarget.builtin_style(name)))
     if options.mode in ("poison", "both"):
         if anchor_images:
             pick = np.random.default_rng(options.seed).integers(0, len(anchor_images))
@@ -170,8 +169,8 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     view_px = plan.view_px_cpu if device.type == "cpu" else plan.view_px_gpu
     budget = BUDGETS[options.intensity]
     robustness = ROBUSTNESS[options.robustness]
-    jitter = 0.0 if options.robustness == "off" else 0.15
-    sampler = ViewSampler(pixels.height, pixels.width, view_px, multiple, jitter)
+    jitter = 0.1 if options.robustness == "strong" else 0.0
+    sampler = ViewSampler(pixels.height, pixels.width, view_px, multiple, jitter, seed=options.seed)
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)
     noise_generator = torch.Generator().manual_seed(options.seed)
@@ -181,6 +180,8 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     main_view = whole_view(h, w, MAIN_VIEW_AREA, multiple)
     clock.report(0.02, "choosing the target")
     targets = build_targets(options, pixels, models[0], artwork, main_view, style_image, anchor_images, device)
+    if cancelled():
+        raise Cancelled("protection was cancelled")
 
     # Starting distances normalise each (model, target) loss term to 1.
     start_distance: dict[tuple[str, str], float] = {}

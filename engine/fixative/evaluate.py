@@ -112,7 +112,8 @@ def make_target(spec: str | np.ndarray | None, height: int, width: int) -> Targe
     if isinstance(spec, np.ndarray):
         return ImageTarget(spec, "target image", height, width)
     name = spec.split(":", 1)[1] if spec.startswith("style:") else spec
-    return StyleStatsTarget(render_style(name), f"style:{name}")
+    render_style(name)  # unknown names fail here, clearly
+    return StyleStatsTarget.builtin_style(name)
 
 
 @torch.no_grad()

@@ -16,17 +16,26 @@ def psnr_torch(a: torch.Tensor, b: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def ssim_torch(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> float:
-    """Mean SSIM over channels with a uniform window (images in [0, 1], (B, C, H, W))."""
-    a, b = a.float(), b.float()
+def ssim_torch(a: torch.Tensor, b: torch.Tensor, window: int = 7, band: int = 512) -> float:
+    """Mean SSIM over channels with a uniform window (images in [0, 1], (B, C, H, W)).
+
+    Computed in horizontal bands so that very large images need only band-sized temporaries.
+    """
     c1, c2 = 0.01**2, 0.03**2
-    window = min(window, a.shape[-1], a.shape[-2])
-    mu_a, mu_b = F.avg_pool2d(a, window, 1), F.avg_pool2d(b, window, 1)
-    var_a = F.avg_pool2d(a * a, window, 1) - mu_a**2
-    var_b = F.avg_pool2d(b * b, window, 1) - mu_b**2
-    cov = F.avg_pool2d(a * b, window, 1) - mu_a * mu_b
-    ssim = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return float(ssim.mean())
+    h = a.shape[-2]
+    window = min(window, a.shape[-1], h)
+    total, count = 0.0, 0
+    for top in range(0, max(1, h - window + 1), band):
+        rows = slice(top, min(h, top + band + window - 1))
+        x, y = a[..., rows, :].float(), b[..., rows, :].float()
+        mu_x, mu_y = F.avg_pool2d(x, window, 1), F.avg_pool2d(y, window, 1)
+        var_x = F.avg_pool2d(x * x, window, 1) - mu_x**2
+        var_y = F.avg_pool2d(y * y, window, 1) - mu_y**2
+        cov = F.avg_pool2d(x * y, window, 1) - mu_x * mu_y
+        ssim = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+        total += float(ssim.sum())
+        count += ssim.numel()
+    return total / max(count, 1)
 
 
 def closing_fraction(adv_latent: torch.Tensor, clean_latent: torch.Tensor, target_latent: torch.Tensor) -> float:

@@ -54,26 +54,41 @@ def whole_view(height: int, width: int, max_area: int, multiple: int) -> View:
     return View(0, 0, height, width, _round_to(height * scale, multiple), _round_to(width * scale, multiple))
 
 
-def candidate_scales(height: int, width: int) -> list[float]:
-    """Native resolution, half of it (a common downscale), and every training bucket below native."""
+def candidate_scales(height: int, width: int) -> list[tuple[float, float]]:
+    """(scale, weight) pairs: training buckets below native resolution weigh most (that is where
+    mimics look), then native resolution (crops) and half of it (a common downscale)."""
     area = height * width
-    scales = [1.0]
+    buckets = [math.sqrt(a / area) for a in TRAINING_AREAS if a < area * 0.8]
+    scales = [(1.0, 1.0)]
     if min(height, width) >= 128:
-        scales.append(0.5)
-    scales += [math.sqrt(a / area) for a in TRAINING_AREAS if a < area * 0.8]
-    return sorted(set(round(s, 4) for s in scales), reverse=True)
+        scales.append((0.5, 1.0))
+    scales += [(s, 2.0) for s in buckets]
+    return scales
 
 
 class ViewSampler:
-    """Draws random training-like views: a scale from a fixed grid, then a crop of ≤ view_px²."""
+    """Draws training-like views: a scale from a fixed grid (weighted), then a crop of ≤ view_px².
 
-    def __init__(self, height: int, width: int, view_px: int, multiple: int, jitter: float) -> None:
+    Crops at each scale walk a shuffled tiling of the scaled image, so a few steps cover the whole
+    image instead of revisiting the same places.
+    """
+
+    def __init__(self, height: int, width: int, view_px: int, multiple: int, jitter: float,
+                 seed: int = 0) -> None:
         self.height, self.width, self.multiple = height, width, multiple
         self.view_px = max(multiple, view_px // multiple * multiple)
-        levels = (1 - jitter, 1.0, 1 + jitter) if jitter > 0 else (1.0,)
-        scales = {min(1.0, s * j) for s in candidate_scales(height, width) for j in levels}
-        self.scales = sorted(scales, reverse=True)
+        levels = (1 - jitter, 1 + jitter) if jitter > 0 else (1.0,)
+        weights: dict[float, float] = {}
+        for scale, weight in candidate_scales(height, width):
+            for level in levels:
+                key = round(min(1.0, scale * level), 4)
+                weights[key] = weights.get(key, 0.0) + weight / len(levels)
+        self.scales = sorted(weights, reverse=True)
+        total = sum(weights.values())
+        self.weights = np.array([weights[s] / total for s in self.scales])
         self.sizes = [self._scaled_size(s) for s in self.scales]
+        self._tiles: dict[int, list[tuple[int, int]]] = {}
+        self._tile_rng = np.random.default_rng(seed)
 
     def _scaled_size(self, scale: float) -> tuple[int, int]:
         return (_round_to(self.height * scale, self.multiple), _round_to(self.width * scale, self.multiple))
@@ -83,13 +98,25 @@ class ViewSampler:
         out_h, out_w = self.sizes[index]
         return View(0, 0, self.height, self.width, out_h, out_w)
 
+    def _next_tile(self, index: int, out_h: int, out_w: int) -> tuple[int, int]:
+        if not self._tiles.get(index):
+            scaled_h, scaled_w = self.sizes[index]
+            m = self.multiple
+
+            def starts(total: int, size: int) -> list[int]:
+                last = (total - size) // m * m
+                return sorted({min(last, k * size) for k in range(-(-total // size))})
+
+            tiles = [(y, x) for y in starts(scaled_h, out_h) for x in starts(scaled_w, out_w)]
+            self._tile_rng.shuffle(tiles)
+            self._tiles[index] = tiles
+        return self._tiles[index].pop()
+
     def sample(self, rng: np.random.Generator) -> View:
-        index = int(rng.integers(0, len(self.scales)))
+        index = int(rng.choice(len(self.scales), p=self.weights))
         scaled_h, scaled_w = self.sizes[index]
         out_h, out_w = min(self.view_px, scaled_h), min(self.view_px, scaled_w)
-        m = self.multiple
-        sy = int(rng.integers(0, (scaled_h - out_h) // m + 1)) * m
-        sx = int(rng.integers(0, (scaled_w - out_w) // m + 1)) * m
+        sy, sx = self._next_tile(index, out_h, out_w)
         ry, rx = self.height / scaled_h, self.width / scaled_w
         top, left = int(round(sy * ry)), int(round(sx * rx))
         bottom = min(self.height, max(top + 1, int(round((sy + out_h) * ry))))

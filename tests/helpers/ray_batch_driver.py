@@ -3,7 +3,8 @@
 One local Ray cluster (2 CPUs, 127.0.0.1), two batch runs into one output folder:
 
 1. ``interrupt``: stop (as Ctrl-C does) once ``stop_after`` files are done;
-2. ``resume``: the same batch again; after its first result one busy actor is ``ray.kill``-ed.
+2. ``resume``: the same batch again; after its first result one busy actor is ``ray.kill``-ed;
+3. ``missing_weights``: a model whose weights are absent: the actors cannot start.
 
 Writes what it saw to the JSON file named by ``--results``; pytest checks it and the files.
 """
@@ -81,15 +82,30 @@ def _run(args: argparse.Namespace, results: dict) -> None:
     def kill_one_busy(runner, event) -> None:
         if killed:
             return
-        busy = runner.executor.busy()
-        if busy:
-            actor, item = busy[0]
+        executor = runner.executor
+        for ref, (slot, item) in list(executor.running.items()):
+            finished, _ = ray.wait([ref], timeout=0)
+            if finished:  # kill a worker in the middle of a file, not one that just finished
+                continue
+            actor = executor.actors[slot]
             killed["input"] = str(item.source)
             killed["pid"] = ray.get(actor.pid.remote(), timeout=60)
             ray.kill(actor, no_restart=True)
+            return
 
     results["resume"] = batch(kill_one_busy)
     results["killed"] = killed
+
+    # An actor that cannot start (weights missing, downloads off) stops the batch with one error.
+    spec = JobSpec(options={**json.loads(args.options), "models": ["taesd"]})
+    out_dir = out_dir.parent / "out-missing-weights"
+    try:
+        batch(None)
+        results["missing_weights"] = {"raised": None}
+    except Exception as exc:
+        results["missing_weights"] = {"raised": type(exc).__name__, "message": str(exc),
+                                      "code": getattr(exc, "code", None),
+                                      "outputs": sorted(p.name for p in out_dir.glob("*.png"))}
     ray.shutdown()
 
 

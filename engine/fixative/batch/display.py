@@ -44,8 +44,7 @@ class BatchDisplay:
             parts.append(f"{len(plan.gave_up)} skipped after {runner.max_attempts} failed attempts")
         if plan.collisions:
             parts.append(f"{len(plan.collisions)} output name collision(s)")
-        self.console.print(f"fixative batch: {', '.join(parts)} → {runner.out_dir} "
-                           f"({runner.executor.description})")
+        self.console.print(f"fixative batch: {', '.join(parts)} → {runner.out_dir}")
         for source, error in plan.gave_up:
             message = (error or {}).get("message", "")
             self.console.print(f"  gave up on {source}: {message} (raise --max-attempts to try again)")
@@ -56,6 +55,10 @@ class BatchDisplay:
                                      TextColumn("{task.fields[line]}"), console=self.console, transient=False)
             self.progress.start()
             self.task = self.progress.add_task("batch", total=self.todo, line="")
+
+    def workers_ready(self, runner: BatchRunner) -> None:
+        self.console.print(f"fixative batch: workers ready ({runner.executor.description})")
+        self.started = time.perf_counter()  # throughput counts from here, not from model loading
 
     def _line(self, runner: BatchRunner) -> str:
         s = runner.summary

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from typing import Any
 
 from fixative.batch.runner import Event
@@ -146,12 +147,16 @@ class RayExecutor:
             num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker, max_concurrency=2, max_restarts=0)
         self._spec_ref = ray.put(spec)
         self.actors = [self._new_actor() for _ in range(self.workers)]
+        pending = [actor.ready.remote() for actor in self.actors]
+        deadline = time.monotonic() + self.startup_timeout_s
         try:
-            ray.get([actor.ready.remote() for actor in self.actors], timeout=self.startup_timeout_s)
-        except ray.exceptions.GetTimeoutError as exc:
-            self.shutdown()
-            raise RayUnavailable(f"the Ray workers did not start within {self.startup_timeout_s:g} s: the "
-                                 f"cluster may lack free resources for {self.description}") from exc
+            while pending and not self.stop.is_set():  # short waits, so Ctrl-C is heard while starting
+                if time.monotonic() > deadline:
+                    self.shutdown()
+                    raise RayUnavailable(f"the Ray workers did not start within {self.startup_timeout_s:g} s: "
+                                         f"the cluster may lack free resources for {self.description}")
+                ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
+                ray.get(ready)
         except ray.exceptions.RayError as exc:
             self.shutdown()
             raise RayUnavailable(f"a Ray worker could not start: {_reason(exc)}") from exc

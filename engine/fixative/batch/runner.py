@@ -58,12 +58,19 @@ class InProcessExecutor:
 
     description = "in-process"
 
-    def __init__(self, stop: threading.Event | None = None) -> None:
+    def __init__(self, stop: threading.Event | None = None, threads: int | None = None) -> None:
         self.stop = stop or threading.Event()
+        self.threads = threads
         self.spec: JobSpec | None = None
         self._pending: tuple[WorkItem, bytes] | None = None
+        self._threads_before: int | None = None
 
     def start(self, spec: JobSpec) -> None:
+        if self.threads:
+            import torch
+
+            self._threads_before = torch.get_num_threads()
+            torch.set_num_threads(max(1, self.threads))
         self.spec = spec
         warm_up(spec)
 
@@ -91,6 +98,11 @@ class InProcessExecutor:
 
     def shutdown(self) -> None:
         self._pending = None
+        if self._threads_before:  # give the process back its thread count (tests, library callers)
+            import torch
+
+            torch.set_num_threads(self._threads_before)
+            self._threads_before = None
 
 
 @dataclass
@@ -194,6 +206,8 @@ class BatchRunner:
             try:
                 if plan.todo:
                     self.executor.start(self.spec)
+                    if self.display:
+                        self.display.workers_ready(self)
                     self._loop(collections.deque(plan.todo))
             finally:
                 self.summary.seconds = time.perf_counter() - started

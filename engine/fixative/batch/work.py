@@ -89,7 +89,8 @@ def protect_one(spec: JobSpec, name: str, data: bytes, cancel: Callable[[], bool
         outcome.update(status="failed", error={"code": "out_of_memory",
                                                "message": f"{name}: out of memory; use a bigger worker"})
     except Exception as exc:  # one bad file never stops the batch; the manifest keeps the reason
-        outcome.update(status="failed", error={"code": "internal_error",
-                                               "message": f"{name}: {type(exc).__name__}: {exc}"})
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        code = "out_of_memory" if "out of memory" in text.lower() else "internal_error"
+        outcome.update(status="failed", error={"code": code, "message": f"{name}: {type(exc).__name__}: {text}"})
     outcome["seconds"] = round(time.perf_counter() - started, 3)
     return outcome

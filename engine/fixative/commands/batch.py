@@ -41,8 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     cluster.add_argument("--workers", type=int, help="Ray actors (default: one per GPU, else one per CPU slot)")
     cluster.add_argument("--gpus-per-worker", type=float,
                          help="GPUs per actor (default 1 when the cluster has GPUs, else 0; 0.5 = two per GPU)")
-    cluster.add_argument("--cpus-per-worker", type=float, default=1.0,
-                         help="CPUs (and torch threads) per actor (default 1)")
+    cluster.add_argument("--cpus-per-worker", type=float,
+                         help="CPUs (and torch threads) per worker (default: 1 per Ray actor; torch's "
+                              "own choice in-process)")
     cluster.add_argument("--ray-runtime-env", metavar="JSON",
                          help='Ray runtime_env for the workers, e.g. \'{"env_vars": {"FIXATIVE_MODEL_DIR": "/models"}}\'')
     cluster.add_argument("--max-attempts", type=int, default=3,
@@ -113,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
     from fixative.batch.work import JobSpec, WriteSettings
     from fixative.imageio import default_output_path
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
+    if args.cpus_per_worker is not None and args.cpus_per_worker <= 0:
+        raise BadOptions("--cpus-per-worker must be more than 0")
     if not args.ray and (args.workers not in (None, 1) or args.gpus_per_worker):
         raise BadOptions("--workers and --gpus-per-worker need --ray (use --ray local for one machine)")
     runtime_env = None
@@ -137,10 +140,10 @@ def run(args: argparse.Namespace) -> int:
     if args.ray:
         from fixative.batch.ray_executor import RayExecutor, connect
 
-        executor = RayExecutor(args.workers, args.gpus_per_worker, args.cpus_per_worker)
+        executor = RayExecutor(args.workers, args.gpus_per_worker, args.cpus_per_worker or 1.0)
         started_ray = connect(args.ray, runtime_env)
     else:
-        executor = InProcessExecutor()
+        executor = InProcessExecutor(threads=int(args.cpus_per_worker) if args.cpus_per_worker else None)
     try:
         with Manifest.open(out_dir) as manifest:
             if manifest.repaired_bytes:

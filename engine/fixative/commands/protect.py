@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
 
     from fixative.errors import FixativeError
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True, highlight=False)
     sources = expand_inputs(args.inputs)
     args._inputs = sources
     if not sources:

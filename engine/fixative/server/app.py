@@ -366,9 +366,10 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
     async def job_preview(job_id: str) -> Response:
         """A small PNG strip: before | after | what the encoder sees."""
         output = manager.output(job_id)
-        if output.preview is None:
+        preview = await run_in_threadpool(output.wait_preview, 120.0)
+        if preview is None:
             return error_response(404, "no_preview", "No preview could be made for this job.")
-        return Response(output.preview, media_type="image/png")
+        return Response(preview, media_type="image/png")
 
     @app.delete("/v1/jobs/{job_id}", dependencies=auth, response_model=CancelAnswer, tags=["jobs"], responses=JOB_ERRORS)
     async def cancel_job(job_id: str) -> dict[str, Any]:

@@ -58,6 +58,12 @@ class ShuttingDown(FixativeError):
     http_status = 503
 
 
+def _set_event() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
+
+
 @dataclass
 class JobOutput:
     """What a finished job keeps until it is fetched or expires: bytes only, no arrays."""
@@ -67,6 +73,17 @@ class JobOutput:
     filename: str
     report: dict[str, Any]
     preview: bytes | None = None
+    preview_factory: Callable[[], bytes | None] | None = None
+    """Draws the preview after the job is marked done, so it never delays the result."""
+    preview_ready: threading.Event = field(default_factory=_set_event)
+
+    def __post_init__(self) -> None:
+        if self.preview_factory is not None:
+            self.preview_ready.clear()
+
+    def wait_preview(self, timeout: float) -> bytes | None:
+        self.preview_ready.wait(timeout)
+        return self.preview
 
 
 @dataclass
@@ -373,6 +390,8 @@ class JobManager:
                         "code": reason, "message": CANCEL_MESSAGES.get(reason, "Cancelled.")})
                 else:
                     self._finish_locked(job, "done", output=output)
+            if job.state == "done":
+                _draw_preview(output)
 
     def _reap(self) -> None:
         interval = max(0.05, min(1.0, self.lease_seconds / 4))
@@ -384,6 +403,19 @@ class JobManager:
                 if self._stopping:
                     return
             self.sweep()
+
+
+def _draw_preview(output: JobOutput) -> None:
+    """Run the output's preview factory (on the worker, after 'done'); never raises."""
+    factory, output.preview_factory = output.preview_factory, None
+    if factory is None:
+        return
+    try:
+        output.preview = factory()
+    except Exception:
+        log.warning("preview failed", exc_info=True)
+    finally:
+        output.preview_ready.set()
 
 
 def _release_accelerator_memory() -> None:

@@ -89,7 +89,8 @@ def run_protect_job(payload: JobPayload, progress: ProgressFn, cancel: CancelFn)
     encoded = encode_like(result, loaded)
     return JobOutput(result=encoded, media_type=MEDIA_TYPES.get(image_format, "application/octet-stream"),
                      filename=f"protected.{EXTENSIONS.get(image_format, 'bin')}",
-                     report=result.stats.model_dump(mode="json"), preview=preview_png(result))
+                     report=result.stats.model_dump(mode="json"),
+                     preview_factory=lambda: preview_png(result))
 
 
 def encode_like(result: Any, loaded: Any) -> bytes:

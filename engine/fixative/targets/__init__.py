@@ -88,17 +88,24 @@ class Target(ABC):
 class StyleStatsTarget(Target):
     """Artwork latent, channel statistics moved to the style reference's (AdaIN in latent space)."""
 
-    def __init__(self, style_image: np.ndarray, description: str) -> None:
+    def __init__(self, style_image: np.ndarray, description: str, builtin: str | None = None) -> None:
         super().__init__()
         self.style_image = style_image
         self.description = description
+        self.builtin = builtin
         self._affine: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @classmethod
+    def builtin_style(cls, name: str) -> StyleStatsTarget:
+        return cls(render_style(name), f"style:{name}", builtin=name)
 
     @torch.no_grad()
     def prepare(self, model: ImageEncoder, artwork: torch.Tensor, main_view: View) -> None:
         art_mean, art_std = channel_stats(encode(model, main_view.render(artwork)))
-        style = to_tensor(self.style_image, artwork.device)
-        style_mean, style_std = channel_stats(encode(model, style))
+        if self.builtin is not None:
+            style_mean, style_std = builtin_style_stats(model, self.builtin, artwork.device)
+        else:
+            style_mean, style_std = channel_stats(encode(model, to_tensor(self.style_image, artwork.device)))
         scale = style_std / art_std
         self._affine[model.name] = (scale, style_mean - art_mean * scale)
 
@@ -160,7 +167,17 @@ def _cover(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return image[..., top:top + size[0], left:left + size[1]].contiguous()
 
 
-_STYLE_STATS: dict[tuple[str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+_STYLE_STATS: dict[tuple[str, str, str, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+@torch.no_grad()
+def builtin_style_stats(model: ImageEncoder, name: str, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Latent channel statistics of a built-in style, computed once per process and model."""
+    dtype = next(model.parameters()).dtype
+    key = (model.name, name, str(device), str(dtype))
+    if key not in _STYLE_STATS:
+        _STYLE_STATS[key] = channel_stats(encode(model, to_tensor(render_style(name), device)))
+    return _STYLE_STATS[key]
 
 
 @torch.no_grad()
@@ -170,10 +187,7 @@ def pick_auto_style(model: ImageEncoder, artwork: torch.Tensor, main_view: View)
     art = torch.cat(channel_stats(encode(model, main_view.render(artwork)))).flatten()
     distances = []
     for name in builtin_style_names():
-        key = (model.name, name)
-        if key not in _STYLE_STATS:
-            _STYLE_STATS[key] = channel_stats(encode(model, to_tensor(render_style(name), artwork.device)))
-        style = torch.cat(_STYLE_STATS[key]).flatten()
+        style = torch.cat(builtin_style_stats(model, name, artwork.device)).flatten()
         distances.append((name, float((style - art).norm())))
     ranked = sorted(distances, key=lambda item: item[1])
     return ranked[len(ranked) // 2][0], ranked
