@@ -1,12 +1,16 @@
 """Batch throughput: images per minute in-process and on Ray with 1 and 2 (or more) CPU workers.
 
     python benchmarks/batch_throughput.py                   # re-runs itself in a loopback-only netns
-    python benchmarks/batch_throughput.py --images 4 --size 48 --steps 2   # small, as CI runs it
+    python benchmarks/batch_throughput.py --images 4 --size 48 --steps 2 --no-in-process  # small (CI)
+    python -m benchmarks.run --size small|full   # includes it through section()
 
 Why a network namespace: a local Ray cluster binds every address it finds; inside a fresh
 namespace (root + ``ip netns``) it can only use 127.0.0.1. ``--host-network`` skips that on a
 machine of your own. "Steady" throughput counts from when every worker has its models loaded;
-scaling efficiency = rate(N workers) / (N × rate(1 worker)).
+scaling efficiency = rate(N workers) / (N × rate(1 worker)). "s/file" is a worker's mean time
+per file (read + protect + encode); "busy" = the workers' summed file time / (workers × steady
+time): near 100 % means the scheduler kept every worker fed, so any missing speed-up comes from
+the workers themselves (cores shared with other work), not from the batch machinery.
 """
 
 from __future__ import annotations
@@ -100,9 +104,43 @@ def timed_batch(sources: list[Path], out_dir: Path, options: dict, executor) -> 
     if summary.failed:
         raise SystemExit(f"benchmark batch had failures: {summary.failures}")
     steady_s = ended - marks.get("ready", began)
-    return {"images": summary.done, "wall_s": round(ended - began, 2), "startup_s": round(marks["ready"] - began, 2),
+    from fixative.batch.manifest import read_records
+
+    worker_s = [r["seconds"] for r in read_records(manifest.path) if r["status"] == "done"]
+    slots = getattr(executor, "workers", 0) or 1
+    return {"mean_file_s": round(sum(worker_s) / max(1, len(worker_s)), 3),
+            "busy": round(sum(worker_s) / (slots * steady_s), 3),
+            "images": summary.done, "wall_s": round(ended - began, 2), "startup_s": round(marks["ready"] - began, 2),
             "steady_s": round(steady_s, 2), "images_per_min": round(60 * summary.done / steady_s, 2),
             "images_per_min_incl_startup": round(60 * summary.done / (ended - began), 2)}
+
+
+SIZES = {"small": ["--images", "4", "--size", "48", "--steps", "2", "--no-in-process"],
+         "full": ["--images", "16", "--size", "64", "--steps", "4"]}
+
+
+def section(size: str) -> str:
+    """Markdown for ``python -m benchmarks.run``: this script in its own process and namespace."""
+    with tempfile.TemporaryDirectory(prefix="fixative-bench-batch-") as tmp:
+        out = Path(tmp) / "batch.json"
+        done = subprocess.run([sys.executable, __file__, *SIZES[size], "--json", str(out)], cwd=REPO,
+                              capture_output=True, text=True, timeout=1800)
+        if done.returncode == 2 and "network namespace" in done.stderr:
+            return f"## Batch throughput (Ray)\n\nNot measured: {done.stderr.strip()}\n"
+        if done.returncode != 0 or not out.exists():
+            raise RuntimeError(f"batch_throughput.py exited {done.returncode}: {done.stderr[-2000:]}")
+        results = json.loads(out.read_text())
+    lines = ["## Batch throughput (Ray)", "",
+             f"{results['images']} crops of {results['size']}² px, TAEF2, {results['options']['quality']} quality, "
+             f"{results['options']['steps']} steps, {results['cpus']} CPU(s); `fixative batch` code path "
+             "(see docs/batch.md).", "",
+             "| run | images/min (steady) | with start-up | s/file | workers busy | scaling efficiency |",
+             "|---|---|---|---|---|---|"]
+    for key, run in results["runs"].items():
+        efficiency = f"{run['scaling_efficiency']:.0%}" if "scaling_efficiency" in run else ""
+        lines.append(f"| {key} | {run['images_per_min']:.1f} | {run['images_per_min_incl_startup']:.1f} | "
+                     f"{run['mean_file_s']:.2f} | {run['busy']:.0%} | {efficiency} |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,9 +159,9 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         sources = make_images(root / "in", args.images, args.size, Path(args.art))
         if not args.no_in_process:
-            from fixative.batch.runner import InProcessExecutor
-
             import torch
+
+            from fixative.batch.runner import InProcessExecutor
 
             for label, threads in ((f"in-process ({torch.get_num_threads()} threads)", None),
                                    ("in-process (1 thread)", 1)):
@@ -148,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     one = results["runs"].get("ray x1")
     print(f"\n{args.images} images of {args.size}² px, quality {args.quality}, {args.steps} steps, "
           f"{os.cpu_count()} CPU(s)")
-    print(f"{'run':<28}{'img/min (steady)':>18}{'img/min (with startup)':>24}{'efficiency':>12}")
+    print(f"{'run':<28}{'img/min (steady)':>18}{'img/min (with startup)':>24}{'s/file':>8}{'busy':>6}"
+          f"{'efficiency':>12}")
     for key, run in results["runs"].items():
         efficiency = ""
         if one and key.startswith("ray x"):
@@ -156,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             value = run["images_per_min"] / (count * one["images_per_min"])
             results["runs"][key]["scaling_efficiency"] = round(value, 3)
             efficiency = f"{value:.0%}"
-        print(f"{key:<28}{run['images_per_min']:>18.2f}{run['images_per_min_incl_startup']:>24.2f}{efficiency:>12}")
+        print(f"{key:<28}{run['images_per_min']:>18.2f}{run['images_per_min_incl_startup']:>24.2f}"
+              f"{run['mean_file_s']:>8.2f}{run['busy']:>6.0%}{efficiency:>12}")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     return 0

@@ -252,6 +252,7 @@ def run_cli(argv: list[str]) -> int:
     return main(argv)
 
 
+@pytest.mark.slow
 def test_in_process_batch_matches_fixative_protect(tmp_path, model_env):
     model_env.setenv("FIXATIVE_HOME", str(tmp_path / "home"))
     sources = write_paintings(tmp_path / "in", 2)
@@ -276,6 +277,7 @@ def test_in_process_batch_matches_fixative_protect(tmp_path, model_env):
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.protected.png")} == before
 
 
+@pytest.mark.slow
 def test_missing_weights_stop_the_batch_before_any_file(tmp_path, model_env, capsys):
     model_env.setenv("FIXATIVE_HOME", str(tmp_path / "home"))
     write_paintings(tmp_path / "in", 1)
@@ -285,6 +287,7 @@ def test_missing_weights_stop_the_batch_before_any_file(tmp_path, model_env, cap
     assert read_records(out / "fixative-batch.jsonl") == []  # no file was blamed for it
 
 
+@pytest.mark.slow
 def test_ctrl_c_leaves_a_whole_manifest_and_resume_finishes(tmp_path, model_env):
     """SIGINT to a real `fixative batch` process: exit 130, every line complete, nothing redone."""
     home = tmp_path / "home"

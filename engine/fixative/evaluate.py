@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from fixative.core import MAIN_VIEW_AREA
 from fixative.metrics import closing_fraction, lpips_distance, psnr_torch, ssim_torch
 from fixative.models.registry import load_encoder
 from fixative.targets import ImageTarget, StyleStatsTarget, Target, encode, render_style
@@ -139,6 +140,8 @@ def evaluate(original: np.ndarray, protected: np.ndarray, target: str | np.ndarr
     closing: dict[str, dict[str, float]] = {}
     for model_name in models:
         model = load_encoder(model_name, device)
+        if goal is not None:  # the same target definition protect() uses (stats at the main view)
+            goal.prepare(model, artwork, whole_view(h, w, MAIN_VIEW_AREA, model.downscale))
         for name, purify in purifications.items():
             rng_a, rng_b = np.random.default_rng(seed), np.random.default_rng(seed)
             clean_p = _cap(purify(original, rng_a), max_area)
@@ -153,8 +156,8 @@ def evaluate(original: np.ndarray, protected: np.ndarray, target: str | np.ndarr
             else:
                 # the target seen through the same geometry: the full original at the encoded size
                 geo_view = View(0, 0, h, w, view.out_h, view.out_w)
-                goal.prepare(model, artwork, geo_view)
-                value = closing_fraction(adv_latent, clean_latent, goal.latent(model, geo_view, clean_t))
+                value = closing_fraction(adv_latent, clean_latent,
+                                         goal.latent(model, geo_view, geo_view.render(artwork)))
             closing.setdefault(name, {})[model_name] = round(value, 4)
     robust = {m: min(v[m] for k, v in closing.items() if k != "clean") if len(closing) > 1 else closing["clean"][m]
               for m in models}

@@ -22,7 +22,7 @@ class ProtectOptions(BaseModel):
 
     mode: Mode = Field("style", description="style = style cloak (Glaze-like), "
                        "poison = concept poison (Nightshade-like), both = one optimisation with both terms")
-    intensity: Intensity = Field("default", description="perturbation budget; see docs/protection.md")
+    intensity: Intensity = Field("default", description="perturbation budget (fixative.budget.BUDGETS)")
     quality: Quality = Field("default", description="search effort: steps and samples per step")
     robustness: Robustness = Field("standard", description="optimise through JPEG, resizing, blur, noise")
     target_style: str = Field("auto", description="built-in style name, or 'auto'; a user style image "

@@ -104,7 +104,7 @@ class RayExecutor:
         self.description = "ray"
         self.actors: list[Any] = []
         self.running: dict[Any, tuple[int, WorkItem]] = {}
-        """ObjectRef of a run() call → (actor slot, item)."""
+        """ObjectRef of a run() call → (actor slot, item); tests pick an actor to kill from it."""
         self._spec_ref: Any = None
         self._remote_cls: Any = None
 
@@ -176,10 +176,6 @@ class RayExecutor:
         slot = next(s for s in range(len(self.actors)) if s not in busy)
         ref = self.actors[slot].run.remote(item.source.name, data)
         self.running[ref] = (slot, item)
-
-    def busy(self) -> list[tuple[Any, WorkItem]]:
-        """(actor handle, item) for every file in flight (tests kill one of them)."""
-        return [(self.actors[slot], item) for slot, item in self.running.values()]
 
     def poll(self, timeout: float) -> list[Event]:
         ray = require_ray()
