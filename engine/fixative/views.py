@@ -55,13 +55,14 @@ def whole_view(height: int, width: int, max_area: int, multiple: int) -> View:
 
 
 def candidate_scales(height: int, width: int) -> list[tuple[float, float]]:
-    """(scale, weight) pairs: training buckets below native resolution weigh most (that is where
-    mimics look), then native resolution (crops) and half of it (a common downscale)."""
+    """(scale, weight) pairs: native resolution (small images are trained on at about native size,
+    large ones cropped) and the training buckets below it weigh most; half size (a common
+    downscale bypass) less."""
     area = height * width
     buckets = [math.sqrt(a / area) for a in TRAINING_AREAS if a < area * 0.8]
-    scales = [(1.0, 1.0)]
+    scales = [(1.0, 2.0)]
     if min(height, width) >= 128:
-        scales.append((0.5, 1.0))
+        scales.append((0.5, 0.5))
     scales += [(s, 2.0) for s in buckets]
     return scales
 
@@ -84,9 +85,13 @@ class ViewSampler:
                 key = round(min(1.0, scale * level), 4)
                 weights[key] = weights.get(key, 0.0) + weight / len(levels)
         self.scales = sorted(weights, reverse=True)
-        total = sum(weights.values())
-        self.weights = np.array([weights[s] / total for s in self.scales])
         self.sizes = [self._scaled_size(s) for s in self.scales]
+        # Visit every scale's pixels about equally often: weight by how many crops tile it
+        # (native resolution capped, or a huge file would starve the training buckets).
+        tiles = [math.ceil(h / self.view_px) * math.ceil(w / self.view_px) for h, w in self.sizes]
+        cap = 2 * max(tiles[1:], default=tiles[0])
+        share = np.array([weights[s] * min(n, cap) for s, n in zip(self.scales, tiles, strict=True)])
+        self.weights = share / share.sum()
         self._tiles: dict[int, list[tuple[int, int]]] = {}
         self._tile_rng = np.random.default_rng(seed)
 
