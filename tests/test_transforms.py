@@ -72,6 +72,6 @@ def test_tiles_cover_every_scale_before_repeating():
 
 
 def test_large_images_get_training_bucket_scales():
-    scales = [s for s, _ in candidate_scales(4096, 4096)]
+    scales = [s for s, _, _ in candidate_scales(4096, 4096)]
     assert 1.0 in scales and 0.5 in scales
     assert any(abs(s - 0.125) < 1e-3 for s in scales) and any(abs(s - 0.25) < 1e-3 for s in scales)

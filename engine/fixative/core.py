@@ -47,15 +47,20 @@ ProgressCallback = Callable[[Progress], None]
 @dataclass(frozen=True)
 class SearchPlan:
     steps: int
+    """Minimum steps; large images get more, so every scale's pixels are visited ``passes`` times."""
+    passes: float
     views_per_step: int
     view_px_cpu: int
     view_px_gpu: int
 
+    def steps_for(self, sampler: ViewSampler) -> int:
+        return max(self.steps, math.ceil(self.passes * sampler.views_for_one_pass() / self.views_per_step))
+
 
 QUALITY: dict[str, SearchPlan] = {
-    "fast": SearchPlan(steps=12, views_per_step=1, view_px_cpu=256, view_px_gpu=512),
-    "default": SearchPlan(steps=30, views_per_step=2, view_px_cpu=256, view_px_gpu=768),
-    "max": SearchPlan(steps=100, views_per_step=3, view_px_cpu=384, view_px_gpu=1024),
+    "fast": SearchPlan(steps=12, passes=1, views_per_step=1, view_px_cpu=256, view_px_gpu=512),
+    "default": SearchPlan(steps=30, passes=2, views_per_step=2, view_px_cpu=256, view_px_gpu=768),
+    "max": SearchPlan(steps=100, passes=5, views_per_step=3, view_px_cpu=384, view_px_gpu=1024),
 }
 MAIN_VIEW_AREA = 512 * 512
 """Closing fractions in the stats are measured on the whole image scaled to at most this area."""
@@ -165,12 +170,12 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     models = [load_encoder(name, str(device), dtype) for name in options.models]
     multiple = max(m.downscale for m in models)
     plan = QUALITY[options.quality]
-    steps = options.steps or plan.steps
     view_px = plan.view_px_cpu if device.type == "cpu" else plan.view_px_gpu
     budget = BUDGETS[options.intensity]
     robustness = ROBUSTNESS[options.robustness]
     jitter = 0.1 if options.robustness == "strong" else 0.0
     sampler = ViewSampler(pixels.height, pixels.width, view_px, multiple, jitter, seed=options.seed)
+    steps = options.steps or plan.steps_for(sampler)
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)
     noise_generator = torch.Generator().manual_seed(options.seed)

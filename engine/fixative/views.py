@@ -54,16 +54,15 @@ def whole_view(height: int, width: int, max_area: int, multiple: int) -> View:
     return View(0, 0, height, width, _round_to(height * scale, multiple), _round_to(width * scale, multiple))
 
 
-def candidate_scales(height: int, width: int) -> list[tuple[float, float]]:
-    """(scale, weight) pairs: native resolution (small images are trained on at about native size,
-    large ones cropped) and the training buckets below it weigh most; half size (a common
-    downscale bypass) less."""
+def candidate_scales(height: int, width: int) -> list[tuple[float, float, bool]]:
+    """(scale, weight, is_training_bucket): native resolution (small images are trained on at about
+    native size, large ones cropped) and the training buckets below it weigh most; half size
+    (a common downscale bypass) less."""
     area = height * width
-    buckets = [math.sqrt(a / area) for a in TRAINING_AREAS if a < area * 0.8]
-    scales = [(1.0, 2.0)]
+    scales = [(1.0, 2.0, False)]
     if min(height, width) >= 128:
-        scales.append((0.5, 0.5))
-    scales += [(s, 2.0) for s in buckets]
+        scales.append((0.5, 0.5, False))
+    scales += [(math.sqrt(a / area), 2.0, True) for a in TRAINING_AREAS if a < area * 0.8]
     return scales
 
 
@@ -71,7 +70,10 @@ class ViewSampler:
     """Draws training-like views: a scale from a fixed grid (weighted), then a crop of ≤ view_px².
 
     Crops at each scale walk a shuffled tiling of the scaled image, so a few steps cover the whole
-    image instead of revisiting the same places.
+    image instead of revisiting the same places. Scales are drawn in proportion to their weight
+    times their number of tiles, so every scale's pixels are visited about equally often; native
+    and half size count at most as many tiles as the largest training bucket (at least a 1024²
+    image's worth): on a huge file the buckets are where mimics look, and the cost stays bounded.
     """
 
     def __init__(self, height: int, width: int, view_px: int, multiple: int, jitter: float,
@@ -80,20 +82,27 @@ class ViewSampler:
         self.view_px = max(multiple, view_px // multiple * multiple)
         levels = (1 - jitter, 1 + jitter) if jitter > 0 else (1.0,)
         weights: dict[float, float] = {}
-        for scale, weight in candidate_scales(height, width):
+        buckets: set[float] = set()
+        for scale, weight, is_bucket in candidate_scales(height, width):
             for level in levels:
                 key = round(min(1.0, scale * level), 4)
                 weights[key] = weights.get(key, 0.0) + weight / len(levels)
+                if is_bucket:
+                    buckets.add(key)
         self.scales = sorted(weights, reverse=True)
         self.sizes = [self._scaled_size(s) for s in self.scales]
-        # Visit every scale's pixels about equally often: weight by how many crops tile it
-        # (native resolution capped, or a huge file would starve the training buckets).
         tiles = [math.ceil(h / self.view_px) * math.ceil(w / self.view_px) for h, w in self.sizes]
-        cap = 2 * max(tiles[1:], default=tiles[0])
-        share = np.array([weights[s] * min(n, cap) for s, n in zip(self.scales, tiles, strict=True)])
+        floor = math.ceil(1024 / self.view_px) ** 2  # a 1024² training bucket's worth
+        cap = max([floor] + [n for s, n in zip(self.scales, tiles, strict=True) if s in buckets])
+        self.tiles = [n if s in buckets else min(n, cap) for s, n in zip(self.scales, tiles, strict=True)]
+        share = np.array([weights[s] * n for s, n in zip(self.scales, self.tiles, strict=True)])
         self.weights = share / share.sum()
         self._tiles: dict[int, list[tuple[int, int]]] = {}
         self._tile_rng = np.random.default_rng(seed)
+
+    def views_for_one_pass(self) -> int:
+        """How many views visit every (capped) tile of every scale about once."""
+        return sum(self.tiles)
 
     def _scaled_size(self, scale: float) -> tuple[int, int]:
         return (_round_to(self.height * scale, self.multiple), _round_to(self.width * scale, self.multiple))
