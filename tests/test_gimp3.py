@@ -72,15 +72,16 @@ def gimp_setup() -> GimpSetup:
 
 
 def install_plugin(gimp_home: Path) -> Path:
-    """Lay the plug-in out the way the installer does: client modules beside the plug-in file."""
+    """Install with the real installer into GIMP 3.0's folder under ``gimp_home`` (the chroot's
+    /root), replacing an earlier test run's copy."""
+    from tests.helpers.install import run_installer
+
     target = gimp_home / ".config" / "GIMP" / "3.0" / "plug-ins" / "fixative_protect"
     if target.exists():
         shutil.rmtree(target)
-    target.mkdir(parents=True)
-    shutil.copy2(PLUGIN_DIR / "fixative_protect.py", target / "fixative_protect.py")
-    for name in ("fixative_client.py", "fixative_png.py"):
-        shutil.copy2(COMMON_DIR / name, target / name)
-    (target / "fixative_protect.py").chmod(0o755)
+    run_installer(gimp_home, "--gimp", "--gimp-version", "3.0")
+    assert os.access(target / "fixative_protect.py", os.X_OK)
+    assert (target / "fixative_client.py").is_file() and (target / "fixative_png.py").is_file()
     return target
 
 

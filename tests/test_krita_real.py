@@ -27,24 +27,22 @@ LAYER_BOX = (10, 8, 64, 48)
 OPTIONS = {"models": ["taef2"], "quality": "fast", "steps": 4}  # small: CI has 2 shared cores
 
 
-def install_plugin(pykrita: Path) -> Path:
-    """Copy the plugin like the installer does: client modules inside the package folder."""
-    package = pykrita / "fixative_krita"
-    shutil.copytree(REPO / "plugins" / "krita" / "fixative_krita", package,
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("fixative_client.py", "fixative_png.py"):
-        shutil.copy(REPO / "plugins" / "common" / name, package / name)
-    shutil.copy(REPO / "plugins" / "krita" / "fixative_krita.desktop", pykrita)
-    return package
+def install_plugin(home: Path) -> Path:
+    """Install with the real installer into ``home``; returns its pykrita folder."""
+    from tests.helpers.install import run_installer
+
+    run_installer(home, "--krita")
+    pykrita = home / ".local" / "share" / "krita" / "pykrita"
+    assert (pykrita / "fixative_krita" / "fixative_client.py").is_file()
+    assert "enable_fixative_krita=true" in (home / ".config" / "kritarc").read_text()
+    return pykrita
 
 
 def run_driver(tmp_path: Path, home: Path, depths: list[str], engine_stopped: bool = False,
                gray: bool = False) -> dict:
     out = tmp_path / "out"
     out.mkdir()
-    pykrita = tmp_path / "pykrita"
-    pykrita.mkdir()
-    install_plugin(pykrita)
+    pykrita = install_plugin(tmp_path)
     w, h = LAYER_BOX[2:]
     rgba = np.dstack([painting(size=(w, h)), np.linspace(40, 255, w * h).reshape(h, w).astype(np.uint8)])
     (tmp_path / "layer.rgba").write_bytes(rgba.tobytes())
