@@ -265,7 +265,12 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
 
     clock.report(0.92, "checking the perceptual budget")
     delta, _ = enforce_floors(artwork, delta, budget)
-    protected_float = pixels.restored_float((artwork + delta).clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy())
+    for _ in range(8):  # rounding to the output's integer depth adds error: keep the PSNR floor after it
+        protected_float = pixels.restored_float((artwork + delta).clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy())
+        mse = float(np.mean((protected_float - pixels.colour) ** 2, dtype=np.float64))
+        if mse == 0 or 10 * math.log10(1.0 / mse) >= budget.min_psnr:
+            break
+        delta = delta * 0.95
     protected_tensor = torch.from_numpy(protected_float).permute(2, 0, 1)[None].to(device)
 
     clock.report(0.95, "measuring the protection")
