@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from fixative.errors import BadImage, BadOptions
+from fixative.errors import BadImage
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
 
@@ -55,10 +55,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], Any, li
     }
     from fixative.core import _as_options
 
-    try:
-        _as_options(options)
-    except BadOptions:
-        raise
+    _as_options(options)  # validate now: a bad option is one clear error before any work
     return options, style_image, anchors
 
 

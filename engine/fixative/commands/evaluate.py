@@ -23,8 +23,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from fixative.errors import BadImage
     from fixative.evaluate import evaluate
     from fixative.imageio import load_image
@@ -53,7 +51,6 @@ def run(args: argparse.Namespace) -> int:
         from rich.markdown import Markdown
 
         Console().print(Markdown(result.table()))
-    del np
     return 0
 
 
