@@ -187,24 +187,24 @@ class JobManager:
             self._wake.notify_all()
             return job
 
+    def _find(self, job_id: str, touch: bool) -> Job:
+        """The job (caller holds the lock); ``touch`` renews its lease (every client poll does)."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            raise JobNotFound(f"No job with id {job_id!r} (finished jobs are kept for a limited time).")
+        if touch:
+            job.last_seen = self.clock()
+        return job
+
     def get(self, job_id: str, *, touch: bool = True) -> Job:
-        """Find a job; ``touch`` renews its lease (every client poll does)."""
+        """Find a job; ``touch`` renews its lease."""
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise JobNotFound(f"No job with id {job_id!r} (finished jobs are kept for a limited time).")
-            if touch:
-                job.last_seen = self.clock()
-            return job
+            return self._find(job_id, touch)
 
     def status(self, job_id: str, *, touch: bool = True) -> dict[str, Any]:
         """A consistent snapshot of the job for the API."""
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise JobNotFound(f"No job with id {job_id!r} (finished jobs are kept for a limited time).")
-            if touch:
-                job.last_seen = self.clock()
+            job = self._find(job_id, touch)
             return {
                 "id": job.id,
                 "state": job.state,
