@@ -29,9 +29,9 @@ def test_real_taef2_protects_a_painting_crop(fixative_home):
     f = {name: values["taef2"] for name, values in report.closing.items()}
     print("closing fractions:", f, "PSNR", report.psnr)
     assert report.psnr >= 35.0
-    assert f["clean"] >= 0.06          # measured 0.10–0.12
-    assert f["jpeg75"] >= 0.04         # measured 0.07–0.08
-    assert f["resize0.5"] >= 0.03      # measured 0.05–0.08
+    assert f["clean"] >= 0.05          # measured 0.084 (smoothed gradient trades clean f for robustness)
+    assert f["jpeg75"] >= 0.04         # measured 0.066
+    assert f["resize0.5"] >= 0.07      # measured 0.12
 
 
 def test_large_image_keeps_protection_at_training_resolutions(fixative_home):
@@ -49,7 +49,7 @@ def test_large_image_keeps_protection_at_training_resolutions(fixative_home):
     f = {name: values["taef2"] for name, values in report.closing.items()}
     print("closing fractions at training resolutions:", f, "PSNR", report.psnr)
     assert report.psnr >= 35.0
-    assert f["train512"] >= 0.05      # measured 0.09 (fast quality: about one visit per tile)
+    assert f["train512"] >= 0.06      # measured 0.10 (fast quality: about one visit per tile)
     # The 1024² bucket of a 1.5 MP image is the hard case on CPU at fast quality: measured
     # 0.016 here (it was −0.016 before views covered each scale evenly and crops were encoded on
     # their own). Guard the regression.
