@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -184,6 +185,7 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     jitter = 0.1 if options.robustness == "strong" else 0.0
     sampler = ViewSampler(pixels.height, pixels.width, view_px, multiple, jitter, seed=options.seed)
     steps = options.steps or plan.steps_for(sampler)
+    first_pass = math.ceil(sampler.views_for_one_pass() / plan.views_per_step)
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)
     noise_generator = torch.Generator().manual_seed(options.seed)
@@ -199,15 +201,16 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     # Starting distances normalise each (model, target) loss term to 1.
     start_distance: dict[tuple[str, str], float] = {}
     clean_main = main_view.render(artwork)
-    with torch.no_grad():
+    with torch.no_grad():  # the main view's clean latent is encoded once per model and reused
+        clean_main_latent = {model.name: encode(model, clean_main) for model in models}
         for model in models:
-            clean_latent = encode(model, clean_main)
+            clean_latent = clean_main_latent[model.name]
             for label, target in targets:
-                target.prepare(model, artwork, main_view)
-                goal = target.latent(model, main_view, clean_main)
+                target.prepare(model, artwork, main_view, clean_latent)
+                goal = target.latent(model, main_view, clean_main, clean_latent)
                 start_distance[(model.name, label)] = max(float(((clean_latent - goal) ** 2).mean()), 1e-8)
 
-    clean_latents = _CleanLatents(sampler, artwork)
+    clean_latents = _CleanLatents()
     limit = allowed_change(artwork, budget)  # (1, 1, H, W)
     max_mse = 10 ** (-budget.min_psnr / 10)
     delta = torch.zeros_like(artwork)
@@ -215,6 +218,7 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     adam_m = torch.zeros_like(artwork)
     adam_v = torch.zeros_like(artwork)
     lr_peak, lr_floor = budget.eps / 2, budget.eps / 10
+    squares = 0.0  # running sum of delta², so the PSNR check costs the region, not the image
     losses: list[float] = []
     stopped_early = False
     step = 0
@@ -257,19 +261,22 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
         m_hat = adam_m[region] / (1 - 0.9**step)
         v_hat = adam_v[region] / (1 - 0.99**step)
         d = delta[region]
+        region_squares = float((d**2).sum(dtype=torch.float64))
         d.sub_(lr * m_hat / (v_hat.sqrt() + 1e-12))
         bound = limit[region]
         torch.maximum(torch.minimum(d, bound), -bound, out=d)
         d.copy_((artwork[region] + d).clamp(0, 1) - artwork[region])
         g.zero_()
-        mse = float((delta**2).mean())
-        if mse > max_mse:  # stay inside the PSNR floor while optimising, not only at the end
-            delta.mul_(math.sqrt(max_mse / mse))
+        squares += float((d**2).sum(dtype=torch.float64)) - region_squares  # only the region changed
+        if squares / delta.numel() > max_mse:  # stay inside the PSNR floor while optimising, not only at the end
+            factor = math.sqrt(max_mse * delta.numel() / squares)
+            delta.mul_(factor)
+            squares *= factor**2
         losses.append(step_loss)
         clock.tick(time.perf_counter() - step_start)
         clock.report(0.05 + 0.85 * step / steps, f"optimising (step {step}/{steps}, loss {step_loss:.3f})",
                      steps - step)
-        if _plateaued(losses, steps):
+        if _plateaued(losses, steps, first_pass):
             stopped_early = True
             break
 
@@ -288,11 +295,11 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     with torch.no_grad():
         adv_main = main_view.render(protected_tensor)
         for model in models:
-            clean_latent = encode(model, clean_main)
+            clean_latent = clean_main_latent[model.name]
             adv_latent = encode(model, adv_main)
             for label, target in targets:
                 key = model.name if len(targets) == 1 else f"{model.name}:{label}"
-                goal = target.latent(model, main_view, clean_main)
+                goal = target.latent(model, main_view, clean_main, clean_latent)
                 closing[key] = round(closing_fraction(adv_latent, clean_latent, goal), 4)
 
     original_cpu = artwork.cpu()
@@ -318,28 +325,36 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
 
 
 class _CleanLatents:
-    """Clean latents of views. A crop is encoded on its own (slicing the whole image's latent
-    instead would ask the perturbation to undo the crop's border effects, which measured 3x worse
-    at the 1024² bucket); a view of the whole scaled image is encoded once per model and scale."""
+    """Clean latents of views, each encoded once per model (tilings revisit the same crops on
+    every pass). A crop is encoded on its own: slicing the whole image's latent instead would ask
+    the perturbation to undo the crop's border effects, which measured 3x worse at the 1024² bucket.
+    At most ``capacity`` latents are kept (a 256² view's latent is 128 KiB)."""
 
-    def __init__(self, sampler: ViewSampler, artwork: torch.Tensor) -> None:
-        self.sampler, self.artwork = sampler, artwork
-        self.whole: dict[tuple[str, int], torch.Tensor] = {}
+    def __init__(self, capacity: int = 512) -> None:
+        self.capacity = capacity
+        self.latents: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 
     @torch.no_grad()
     def get(self, model: ImageEncoder, view: View, clean_view: torch.Tensor) -> torch.Tensor:
-        if view.grid is not None and (view.out_h, view.out_w) == self.sampler.sizes[view.grid[0]]:
-            key = (model.name, view.grid[0])
-            if key not in self.whole:
-                self.whole[key] = encode(model, clean_view)
-            return self.whole[key]
-        return encode(model, clean_view)
+        key = (model.name, view.key)
+        latent = self.latents.get(key)
+        if latent is None:
+            latent = encode(model, clean_view)
+            self.latents[key] = latent
+            if len(self.latents) > self.capacity:
+                self.latents.popitem(last=False)
+        return latent
 
 
-def _plateaued(losses: list[float], steps: int) -> bool:
-    """Stop early when the smoothed loss has not improved by 1% over the last quarter of the run."""
+def _plateaued(losses: list[float], steps: int, first_pass: int) -> bool:
+    """Stop early when the smoothed loss has not improved by 1% over the last quarter of the run.
+
+    Both windows compared must lie after the first pass over the tiles (``first_pass`` steps):
+    until every tile has been visited, each step meets fresh, unprotected pixels and the loss
+    cannot fall, so an earlier check stopped runs at 60% of their steps with tiles never visited.
+    """
     window = max(5, steps // 4)
-    if steps < 20 or len(losses) < max(2 * window, int(0.6 * steps)):
+    if steps < 20 or len(losses) < max(first_pass + 2 * window, int(0.6 * steps)):
         return False
     recent = float(np.mean(losses[-window:]))
     before = float(np.mean(losses[-2 * window:-window]))

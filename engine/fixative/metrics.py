@@ -16,16 +16,21 @@ def psnr_torch(a: torch.Tensor, b: torch.Tensor) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def ssim_torch(a: torch.Tensor, b: torch.Tensor, window: int = 7, band: int = 512) -> float:
+def ssim_torch(a: torch.Tensor, b: torch.Tensor, window: int = 7, band: int = 512,
+               max_pixels: int = 1 << 22) -> float:
     """Mean SSIM over channels with a uniform window (images in [0, 1], (B, C, H, W)).
 
     Computed in horizontal bands so that very large images need only band-sized temporaries.
+    Above ``max_pixels`` (4 MP) only evenly spaced bands are measured (every k-th), an estimate
+    that keeps a 16 MP image's SSIM at about a second instead of seven.
     """
     c1, c2 = 0.01**2, 0.03**2
-    h = a.shape[-2]
-    window = min(window, a.shape[-1], h)
+    h, w = a.shape[-2:]
+    window = min(window, w, h)
+    starts = list(range(0, max(1, h - window + 1), band))
+    stride = max(1, math.ceil(h * w / max_pixels))
     total, count = 0.0, 0
-    for top in range(0, max(1, h - window + 1), band):
+    for top in starts[stride // 2::stride] or starts[:1]:
         rows = slice(top, min(h, top + band + window - 1))
         x, y = a[..., rows, :].float(), b[..., rows, :].float()
         mu_x, mu_y = F.avg_pool2d(x, window, 1), F.avg_pool2d(y, window, 1)

@@ -4,8 +4,8 @@ Fine-tuning pipelines resize an image to a training bucket (about 512² for SD 1
 area for SDXL/FLUX), downscale it further, or take crops. A ``View`` is a source box in the
 full-resolution image plus an output size; rendering it crops first and resizes only that
 region, so one optimisation step costs what the view costs, whatever the file size.
-Views drawn by a ``ViewSampler`` also carry their place on a scale grid, so the clean latent of
-the whole scaled image can be computed once and sliced, instead of re-encoding every view.
+Views drawn by a ``ViewSampler`` also carry their place on its scale grid (which tile of which
+scale), so a tiling's coverage can be checked.
 """
 
 from __future__ import annotations
@@ -106,11 +106,6 @@ class ViewSampler:
 
     def _scaled_size(self, scale: float) -> tuple[int, int]:
         return (_round_to(self.height * scale, self.multiple), _round_to(self.width * scale, self.multiple))
-
-    def scaled_view(self, index: int) -> View:
-        """The whole image at grid scale ``index`` (for computing its clean latent once)."""
-        out_h, out_w = self.sizes[index]
-        return View(0, 0, self.height, self.width, out_h, out_w)
 
     def _next_tile(self, index: int, out_h: int, out_w: int) -> tuple[int, int]:
         if not self._tiles.get(index):

@@ -57,8 +57,10 @@ class Target(ABC):
         self._cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
 
     @abstractmethod
-    def prepare(self, model: ImageEncoder, artwork: torch.Tensor, main_view: View) -> None:
-        """Precompute what this target needs for ``model`` (called once per model)."""
+    def prepare(self, model: ImageEncoder, artwork: torch.Tensor, main_view: View,
+                clean_latent: torch.Tensor | None = None) -> None:
+        """Precompute what this target needs for ``model`` (called once per model);
+        ``clean_latent``, when known, is the encoding of main_view.render(artwork)."""
 
     @abstractmethod
     def _latent(self, model: ImageEncoder, view: View, clean_view: torch.Tensor,
@@ -100,8 +102,11 @@ class StyleStatsTarget(Target):
         return cls(render_style(name), f"style:{name}", builtin=name)
 
     @torch.no_grad()
-    def prepare(self, model: ImageEncoder, artwork: torch.Tensor, main_view: View) -> None:
-        art_mean, art_std = channel_stats(encode(model, main_view.render(artwork)))
+    def prepare(self, model: ImageEncoder, artwork: torch.Tensor, main_view: View,
+                clean_latent: torch.Tensor | None = None) -> None:
+        if clean_latent is None:
+            clean_latent = encode(model, main_view.render(artwork))
+        art_mean, art_std = channel_stats(clean_latent)
         if self.builtin is not None:
             style_mean, style_std = builtin_style_stats(model, self.builtin, artwork.device)
         else:
@@ -139,7 +144,8 @@ class ImageTarget(Target):
         size = (max(1, round(height * ratio)), max(1, round(width * ratio)))
         self.image = _cover(to_tensor(image[..., :3] if image.shape[2] >= 3 else image), size)
 
-    def prepare(self, model: ImageEncoder, artwork: torch.Tensor, main_view: View) -> None:
+    def prepare(self, model: ImageEncoder, artwork: torch.Tensor, main_view: View,
+                clean_latent: torch.Tensor | None = None) -> None:
         self.image = self.image.to(artwork.device)
 
     def _scaled(self, view: View) -> View:
