@@ -40,7 +40,7 @@ CONFIGS: dict[str, BenchConfig] = {
     "full": BenchConfig(
         size="full", paintings=(STARRY, WAVE, SCREAM), side=512, purifications=tuple(ALL_PURIFICATIONS),
         quality="default", fixative_steps=None, intensities=("low", "default", "high"), baseline_steps=20,
-        ladder=(3, 6, 12, 24), consistency_paintings=(), consistency_side=512,
+        ladder=(3, 6, 9, 12, 18, 24), consistency_paintings=(), consistency_side=512,
         sweep_sides=(256, 512, 1024, 2048, 4096), sweep_quality="fast", sweep_steps=None,
         sweep_purifications=("jpeg75", "resize0.5", "noise0.05+resample"), sweep_timeout_s=1800,
     ),

@@ -185,7 +185,6 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     jitter = 0.1 if options.robustness == "strong" else 0.0
     sampler = ViewSampler(pixels.height, pixels.width, view_px, multiple, jitter, seed=options.seed)
     steps = options.steps or plan.steps_for(sampler)
-    first_pass = math.ceil(sampler.views_for_one_pass() / plan.views_per_step)
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)
     noise_generator = torch.Generator().manual_seed(options.seed)
@@ -219,8 +218,6 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     adam_v = torch.zeros_like(artwork)
     lr_peak, lr_floor = budget.eps / 2, budget.eps / 10
     squares = 0.0  # running sum of delta², so the PSNR check costs the region, not the image
-    losses: list[float] = []
-    stopped_early = False
     step = 0
     for step in range(1, steps + 1):
         if cancelled():
@@ -272,13 +269,9 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
             factor = math.sqrt(max_mse * delta.numel() / squares)
             delta.mul_(factor)
             squares *= factor**2
-        losses.append(step_loss)
         clock.tick(time.perf_counter() - step_start)
         clock.report(0.05 + 0.85 * step / steps, f"optimising (step {step}/{steps}, loss {step_loss:.3f})",
                      steps - step)
-        if _plateaued(losses, steps, first_pass):
-            stopped_early = True
-            break
 
     clock.report(0.92, "checking the perceptual budget")
     delta, _ = enforce_floors(artwork, delta, budget)
@@ -315,7 +308,7 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
         budget=budget.describe(), closing=closing,
         target=" + ".join(t.description for _, t in targets),
         concept=options.concept, target_concept=options.target_concept,
-        options=options.model_dump(), stopped_early=stopped_early,
+        options=options.model_dump(),
     )
     result = ProtectResult(image=pixels.restore(protected_float), stats=stats,
                            original_rgb=pixels.colour, protected_rgb=protected_float)
@@ -344,21 +337,6 @@ class _CleanLatents:
             if len(self.latents) > self.capacity:
                 self.latents.popitem(last=False)
         return latent
-
-
-def _plateaued(losses: list[float], steps: int, first_pass: int) -> bool:
-    """Stop early when the smoothed loss has not improved by 1% over the last quarter of the run.
-
-    Both windows compared must lie after the first pass over the tiles (``first_pass`` steps):
-    until every tile has been visited, each step meets fresh, unprotected pixels and the loss
-    cannot fall, so an earlier check stopped runs at 60% of their steps with tiles never visited.
-    """
-    window = max(5, steps // 4)
-    if steps < 20 or len(losses) < max(first_pass + 2 * window, int(0.6 * steps)):
-        return False
-    recent = float(np.mean(losses[-window:]))
-    before = float(np.mean(losses[-2 * window:-window]))
-    return recent > before * 0.99
 
 
 class _Renderer:

@@ -39,7 +39,6 @@ class ProtectStats(BaseModel):
     concept: str | None = None
     target_concept: str | None = None
     options: dict[str, Any]
-    stopped_early: bool = False
 
 
 @dataclass
