@@ -1,6 +1,6 @@
 """One command for every benchmark: ``python -m benchmarks.run [--size small|full]``.
 
-``full`` regenerates docs/benchmarks.md and docs/img/bench-*.png (about 35 minutes on 2 CPU cores);
+``full`` regenerates docs/benchmarks.md and docs/img/bench-*.png (about 30 minutes on 2 CPU cores);
 ``small`` runs the same code at toy sizes (CI) into benchmarks/out/small/.
 """
 
@@ -96,6 +96,7 @@ def measure_all(config, json_path: Path, image_dir: Path, resume: bool) -> dict:
     return {
         "meta": {"size": config.size, "date": datetime.date.today().isoformat(), "side": config.side,
                  "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads",
+                 "cores": os.cpu_count(),
                  "torch": torch.__version__, "seconds": round(time.perf_counter() - started, 1), "resumed": resumed,
                  "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                  "sweep_quality": config.sweep_quality, "sweep_steps": config.sweep_steps},
