@@ -41,9 +41,10 @@ def optional_sections(size: str) -> list[str]:
             raise
         section = getattr(module, "section", None)
         if section is None:
-            title = (module.__doc__ or module_name).strip().splitlines()[0]
+            title = module_name.rsplit(".", 1)[-1].replace("_", " ").capitalize()
+            summary = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
             script = module_name.replace(".", "/") + ".py"
-            sections.append(f"## {title}\n\nNot part of this run: see `python {script} --help`.\n")
+            sections.append(f"## {title}\n\n{summary} Not part of this run: see `python {script} --help`.\n")
             continue
         try:
             sections.append(section(size).rstrip() + "\n")
