@@ -44,6 +44,8 @@ from fixative.server.work import (
 log = logging.getLogger("fixative.server")
 
 HEALTH_PATH = "/v1/health"
+DRAIN_BYTES = 64 * 1024 * 1024
+"""An over-limit body up to this size is read and discarded before the 413, so the client sees it."""
 JobStateName = Literal["queued", "running", "done", "failed", "cancelled"]
 
 
@@ -174,7 +176,7 @@ class GuardMiddleware:
         limit = self.config.max_body_bytes
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, receive, send, drain=int(declared) <= DRAIN_BYTES)
             return
 
         received = 0
@@ -200,7 +202,7 @@ class GuardMiddleware:
             if not exceeded:
                 raise
         if exceeded:
-            await self._too_large(scope, receive, send)
+            await self._too_large(scope, receive, send, drain=True)
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> JSONResponse | None:
         host = headers.get("host", "").lower()
@@ -222,7 +224,17 @@ class GuardMiddleware:
                                   headers={"WWW-Authenticate": "Bearer"})
         return None
 
-    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send, drain: bool) -> None:
+        """Answer 413. Unless the body is huge, read and discard it first: closing a socket with
+        unread data makes TCP reset it, and a client still sending would lose the 413 answer."""
+        drained = 0
+        while drain and drained <= DRAIN_BYTES:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            drained += len(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
         response = error_response(413, "body_too_large",
                                   f"The request is larger than this engine's limit of "
                                   f"{self.config.max_body_bytes:,} bytes.", headers={"Connection": "close"})
