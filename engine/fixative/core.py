@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ from fixative.pixels import Pixels
 from fixative.result import Progress, ProtectResult, ProtectStats
 from fixative.targets import (
     ImageTarget,
+    LatentCache,
     StyleStatsTarget,
     Target,
     encode,
@@ -66,13 +67,13 @@ QUALITY: dict[str, SearchPlan] = {
     "max": SearchPlan(steps=100, passes=5, views_per_step=3, view_px_cpu=384, view_px_gpu=1024),
 }
 MAIN_VIEW_AREA = 512 * 512
+"""Closing fractions in the stats are measured on the whole image scaled to at most this area."""
 GRADIENT_SMOOTHING = 1.0
 """Gaussian σ (pixels) applied to each step's gradient. Smoothing the gradient (as translation-
 invariant attacks do for transfer) steers budget away from pixel-level noise that a 0.5x resize or
 added noise erases. Measured on 512² crops with TAEF2 at matched PSNR: robust f (the minimum over
 JPEG, resize, noise and blur) 0.075 → 0.084 (Starry Night), 0.094 → 0.111 (The Great Wave);
 σ = 1.5 and 2 were worse than none."""
-"""Closing fractions in the stats are measured on the whole image scaled to at most this area."""
 
 
 def pick_device(requested: str) -> tuple[torch.device, torch.dtype]:
@@ -209,7 +210,10 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
                 goal = target.latent(model, main_view, clean_main, clean_latent)
                 start_distance[(model.name, label)] = max(float(((clean_latent - goal) ** 2).mean()), 1e-8)
 
-    clean_latents = _CleanLatents()
+    # Clean latents of views, encoded once per model (tilings revisit crops on every pass). A crop is
+    # encoded on its own: slicing the whole image's latent would ask the perturbation to undo the
+    # crop's border effects (measured 3x worse at the 1024² bucket). A 256² view's latent is 128 KiB.
+    clean_latents = LatentCache(512)
     limit = allowed_change(artwork, budget)  # (1, 1, H, W)
     max_mse = 10 ** (-budget.min_psnr / 10)
     delta = torch.zeros_like(artwork)
@@ -237,7 +241,8 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
             loss = torch.zeros((), device=device)
             for model in models:
                 latent = encode(model, seen)
-                clean_latent = clean_latents.get(model, view, clean_view)
+                with torch.no_grad():
+                    clean_latent = clean_latents.get((model.name, view.key), partial(encode, model, clean_view))
                 for label, target in targets:
                     goal = target.latent(model, view, clean_view, clean_latent)
                     loss = loss + ((latent - goal) ** 2).mean() / start_distance[(model.name, label)]
@@ -315,28 +320,6 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     result.renderer = _Renderer(models, targets, artwork, protected_tensor, main_view)
     clock.report(1.0, "done", 0)
     return result
-
-
-class _CleanLatents:
-    """Clean latents of views, each encoded once per model (tilings revisit the same crops on
-    every pass). A crop is encoded on its own: slicing the whole image's latent instead would ask
-    the perturbation to undo the crop's border effects, which measured 3x worse at the 1024² bucket.
-    At most ``capacity`` latents are kept (a 256² view's latent is 128 KiB)."""
-
-    def __init__(self, capacity: int = 512) -> None:
-        self.capacity = capacity
-        self.latents: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-
-    @torch.no_grad()
-    def get(self, model: ImageEncoder, view: View, clean_view: torch.Tensor) -> torch.Tensor:
-        key = (model.name, view.key)
-        latent = self.latents.get(key)
-        if latent is None:
-            latent = encode(model, clean_view)
-            self.latents[key] = latent
-            if len(self.latents) > self.capacity:
-                self.latents.popitem(last=False)
-        return latent
 
 
 class _Renderer:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ from fixative.targets.styles import builtin_style_names, render_style
 from fixative.views import View
 
 __all__ = ["Target", "StyleStatsTarget", "ImageTarget", "builtin_style_names", "render_style",
-           "pick_auto_style", "channel_stats"]
+           "pick_auto_style", "channel_stats", "LatentCache"]
 
 
 def to_tensor(image: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -50,11 +51,28 @@ def channel_stats(latent: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
+class LatentCache:
+    """A small least-recently-added cache of latents, keyed by (model name, view key)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._latents: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+
+    def get(self, key: tuple, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        latent = self._latents.get(key)
+        if latent is None:
+            latent = compute()
+            self._latents[key] = latent
+            if len(self._latents) > self.capacity:
+                self._latents.popitem(last=False)
+        return latent
+
+
 class Target(ABC):
     description: str
 
     def __init__(self) -> None:
-        self._cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._cache = LatentCache(64)
 
     @abstractmethod
     def prepare(self, model: ImageEncoder, artwork: torch.Tensor, main_view: View,
@@ -73,14 +91,8 @@ class Target(ABC):
         ``clean_latent``, when known, its encoding (saves a pass)."""
         if clean_latent is not None and isinstance(self, StyleStatsTarget):
             return self._latent(model, view, clean_view, clean_latent)
-        key = (model.name, view.key)
-        hit = self._cache.get(key)
-        if hit is None:
-            hit = self._latent(model, view, clean_view, clean_latent)
-            self._cache[key] = hit
-            if len(self._cache) > 64:
-                self._cache.popitem(last=False)
-        return hit
+        return self._cache.get((model.name, view.key),
+                               lambda: self._latent(model, view, clean_view, clean_latent))
 
     def render(self, model: ImageEncoder, artwork: torch.Tensor, main_view: View) -> np.ndarray | None:
         """The target as an image (H, W, 3) at the main view's size, if it can be drawn."""
