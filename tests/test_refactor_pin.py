@@ -1,0 +1,49 @@
+"""Pins protect()'s output pixels on CPU, so a refactor that claims "behaviour unchanged" is checked.
+
+The constants were computed on the code before issue 12's refactor. If an intended algorithm
+change moves them, recompute them in the same commit and say why in its message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+import fixative
+from tests.conftest import painting
+
+PINNED = {
+    "style-auto": "c65df6525548af8dff012d8d7ebc382c271ecc8a6ffde3fdb8558b4dfd2ce227",
+    "both-anchor-rgba": "09f2fcee4f0fc016e790140328bdb4f0df2f26ec880335b929028e3ec5416ba1",
+}
+
+
+def _case(name: str) -> tuple[np.ndarray, dict, dict]:
+    art = painting(size=64)
+    if name == "style-auto":
+        return art, {"quality": "fast", "steps": 3, "seed": 11, "device": "cpu"}, {}
+    alpha = np.linspace(0, 255, 64 * 64).reshape(64, 64).astype(np.uint8)
+    anchor = painting("the_scream_munch_1893.jpg", size=64)
+    options = {"mode": "both", "quality": "fast", "steps": 3, "seed": 5, "device": "cpu",
+               "intensity": "high", "robustness": "strong", "target_style": "neon-lines",
+               "concept": "a night sky", "target_concept": "a scream"}
+    return np.dstack([art, alpha]), options, {"anchor_images": [anchor]}
+
+
+def _protected_digest(name: str) -> str:
+    image, options, extra = _case(name)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: float sums are then reduced in one fixed order
+    try:
+        out = fixative.protect(image, options, **extra).image
+    finally:
+        torch.set_num_threads(threads)
+    return hashlib.sha256(np.ascontiguousarray(out).tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name", sorted(PINNED))
+def test_protected_pixels_match_the_pinned_hash(fixative_home, name):
+    assert _protected_digest(name) == PINNED[name]
