@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from fixative.metrics import psnr_torch, ssim_torch
+from fixative.metrics import ssim_torch
+from fixative.options import Intensity
 
 
 @dataclass(frozen=True)
@@ -26,17 +27,17 @@ class Budget:
     """Share of eps allowed in perfectly flat areas."""
     min_ssim: float
     min_psnr: float
-    lpips_target: float
 
     def describe(self) -> str:
         return (f"{self.name}: ≤{self.eps * 255:.0f}/255 in textured areas, ≤{self.eps * self.flat_fraction * 255:.1f}/255 "
                 f"in flat ones, SSIM ≥ {self.min_ssim}, PSNR ≥ {self.min_psnr} dB")
 
 
-BUDGETS: dict[str, Budget] = {
-    "low": Budget("low", 4 / 255, 0.25, 0.98, 40.0, 0.03),
-    "default": Budget("default", 8 / 255, 0.25, 0.95, 35.5, 0.05),
-    "high": Budget("high", 12 / 255, 0.3, 0.90, 32.0, 0.08),
+BUDGETS: dict[Intensity, Budget] = {
+    # name, eps, flat_fraction, min_ssim, min_psnr
+    "low": Budget("low", 4 / 255, 0.25, 0.98, 40.0),
+    "default": Budget("default", 8 / 255, 0.25, 0.95, 35.5),
+    "high": Budget("high", 12 / 255, 0.3, 0.90, 32.0),
 }
 
 
@@ -95,7 +96,3 @@ def _ssim_sample(original: torch.Tensor, delta: torch.Tensor, max_side: int) -> 
     box = (slice(None), slice(None), slice(top, top + max_side), slice(left, left + max_side))
     return original[box].float(), delta[box].float()
 
-
-def quality_report(original: torch.Tensor, protected: torch.Tensor) -> dict[str, float]:
-    return {"psnr": float(psnr_torch(original, protected)), "ssim": float(ssim_torch(original, protected)),
-            "linf": float((original - protected).abs().max())}

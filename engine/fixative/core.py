@@ -24,14 +24,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import ValidationError
 
 from fixative.budget import BUDGETS, allowed_change, enforce_floors
+from fixative.device import pick_device
 from fixative.errors import BadOptions, Cancelled
 from fixative.metrics import closing_fraction, lpips_distance, psnr_torch, ssim_torch
 from fixative.models.base import ImageEncoder
 from fixative.models.registry import load_encoder
-from fixative.options import ProtectOptions
+from fixative.options import ProtectOptions, Quality
 from fixative.pixels import Pixels
 from fixative.result import Progress, ProtectResult, ProtectStats
 from fixative.targets import (
@@ -61,7 +61,7 @@ class SearchPlan:
         return max(self.steps, math.ceil(self.passes * sampler.views_for_one_pass() / self.views_per_step))
 
 
-QUALITY: dict[str, SearchPlan] = {
+QUALITY: dict[Quality, SearchPlan] = {
     "fast": SearchPlan(steps=12, passes=1, views_per_step=1, view_px_cpu=256, view_px_gpu=512),
     "default": SearchPlan(steps=30, passes=2, views_per_step=2, view_px_cpu=256, view_px_gpu=768),
     "max": SearchPlan(steps=100, passes=5, views_per_step=3, view_px_cpu=384, view_px_gpu=1024),
@@ -74,30 +74,6 @@ invariant attacks do for transfer) steers budget away from pixel-level noise tha
 added noise erases. Measured on 512² crops with TAEF2 at matched PSNR: robust f (the minimum over
 JPEG, resize, noise and blur) 0.075 → 0.084 (Starry Night), 0.094 → 0.111 (The Great Wave);
 σ = 1.5 and 2 were worse than none."""
-
-
-def pick_device(requested: str) -> tuple[torch.device, torch.dtype]:
-    """auto: CUDA → MPS → CPU; bf16 on CUDA, fp16 on MPS, fp32 on CPU."""
-    if requested in ("auto", "cuda") and torch.cuda.is_available():
-        return torch.device("cuda"), torch.bfloat16
-    if requested in ("auto", "mps") and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return torch.device("mps"), torch.float16
-    if requested not in ("auto", "cpu"):
-        raise BadOptions(f"device '{requested}' is not available on this machine; use auto or cpu")
-    return torch.device("cpu"), torch.float32
-
-
-def _as_options(options: ProtectOptions | dict | None) -> ProtectOptions:
-    if options is None:
-        return ProtectOptions()
-    if isinstance(options, ProtectOptions):
-        return options
-    try:
-        return ProtectOptions(**options)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "options"
-        raise BadOptions(f"invalid option {where}: {first.get('msg')}") from exc
 
 
 def _as_float_image(image: Any) -> np.ndarray:
@@ -171,7 +147,7 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     except loading model weights once per process.
     """
     started = time.perf_counter()
-    options = _as_options(options)
+    options = ProtectOptions.coerce(options)
     clock = _Clock(progress)
     cancelled = cancel or (lambda: False)
     pixels = Pixels.from_input(image)

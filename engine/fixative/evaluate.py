@@ -21,6 +21,7 @@ from PIL import Image
 from fixative.core import MAIN_VIEW_AREA
 from fixative.metrics import closing_fraction, lpips_distance, psnr_torch, ssim_torch
 from fixative.models.registry import load_encoder
+from fixative.options import DEFAULT_MODELS
 from fixative.targets import ImageTarget, StyleStatsTarget, Target, encode, render_style
 from fixative.views import View, whole_view
 
@@ -127,7 +128,7 @@ def evaluate(original: np.ndarray, protected: np.ndarray, target: str | np.ndarr
     Purifications run at full resolution; images larger than ``max_area`` are then resized to it
     (as a training pipeline would) before encoding.
     """
-    models = models or ["taef2"]
+    models = models or list(DEFAULT_MODELS)
     original = _rgb(original)
     protected = _rgb(protected)
     h, w = original.shape[:2]

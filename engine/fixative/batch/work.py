@@ -58,10 +58,11 @@ def worker_name() -> str:
 def warm_up(spec: JobSpec) -> dict[str, Any]:
     """Load the encoders once per worker, so the first file does not pay for it and a missing
     weight file stops the batch at the start with one clear error instead of failing every file."""
-    from fixative.core import _as_options, pick_device
+    from fixative.device import pick_device
     from fixative.models.registry import load_encoder
+    from fixative.options import as_options
 
-    options = _as_options(spec.options)
+    options = as_options(spec.options)
     device, dtype = pick_device(options.device)
     for name in options.models:
         load_encoder(name, str(device), dtype)

@@ -53,9 +53,9 @@ def options_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], Any, li
         "models": args.models, "device": args.device, "seed": args.seed, "steps": args.steps,
         "pipeline": args.pipeline,
     }
-    from fixative.core import _as_options
+    from fixative.options import as_options
 
-    _as_options(options)  # validate now: a bad option is one clear error before any work
+    as_options(options)  # validate now: a bad option is one clear error before any work
     return options, style_image, anchors
 
 

@@ -130,9 +130,9 @@ def run(args: argparse.Namespace) -> int:
         console.print("fixative: error: no input images found")
         return 2
     options, style_image, anchors = options_from_args(args)
-    from fixative.core import _as_options
+    from fixative.options import as_options
 
-    spec = JobSpec(options=_as_options(options).model_dump(), style_image=style_image, anchors=anchors,
+    spec = JobSpec(options=as_options(options).model_dump(), style_image=style_image, anchors=anchors,
                    settings=WriteSettings(max_pixels=int(args.max_pixels), strip_location=args.strip_location,
                                           optout_metadata=not args.no_optout_metadata))
     out_dir = Path(args.out_dir)

@@ -18,7 +18,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from fixative import __version__, paths
-    from fixative.core import pick_device
+    from fixative.device import pick_device
     from fixative.models.registry import available_models
 
     device, dtype = pick_device("auto")

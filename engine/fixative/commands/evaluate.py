@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from fixative.options import DEFAULT_MODEL
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("evaluate", help="measure protection (closing fraction) before and after purifications",
@@ -15,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("protected")
     parser.add_argument("--target", metavar="IMG|STYLE",
                         help="target image or built-in style (default: the style recorded in the protected file)")
-    parser.add_argument("--models", default="taef2", help="comma-separated encoders")
+    parser.add_argument("--models", default=DEFAULT_MODEL, help="comma-separated encoders")
     parser.add_argument("--max-area", type=int, default=1024 * 1024,
                         help="larger images are resized to this many pixels before encoding")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -22,12 +22,12 @@ def run(args: argparse.Namespace) -> int:
 
     from fixative.errors import FixativeError
     from fixative.models.registry import (
-        DEFAULT_MODELS,
         TAE_MODELS,
         available_models,
         check_model_name,
     )
     from fixative.models.weights import find_weight, search_dirs, verify
+    from fixative.options import DEFAULT_MODELS
 
     console = Console()
     command = args.models_command or "list"

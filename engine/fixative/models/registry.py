@@ -1,6 +1,6 @@
 """Registry of attackable encoders by name, and the one door through which they are loaded.
 
-Default set: ``taef2`` alone. It is the only real pretrained encoder available offline here,
+Default set: ``taef2`` alone (``fixative.options.DEFAULT_MODEL``). It is the only real pretrained encoder available offline here,
 it is tiny (2.7 MB, about 1.2 s per 256² step on 2 CPU cores), it distils the FLUX.2 VAE (the
 newest latent space mimics fine-tune on), and Fixative's per-model normalised ensemble lets users
 add ``taesdxl``/``taef1`` or a full diffusers VAE (``vae-sdxl``) when they have the weights and time.
@@ -75,7 +75,6 @@ DIFFUSERS_ALIASES: dict[str, tuple[str, str, int]] = {
     "vae-sdxl": ("stabilityai/sdxl-vae", "", BIG),
     "vae-flux": ("black-forest-labs/FLUX.1-schnell", "vae", BIG),
 }
-DEFAULT_MODELS = ["taef2"]
 
 
 def check_model_name(name: str) -> str:

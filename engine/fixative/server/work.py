@@ -129,7 +129,7 @@ def warm_up(models: list[str]) -> None:
 
     Called exactly as protect() calls it (same positional arguments), so the lru_cache entry is shared.
     """
-    from fixative.core import pick_device
+    from fixative.device import pick_device
     from fixative.models.registry import load_encoder
 
     device, dtype = pick_device("auto")
@@ -140,7 +140,7 @@ def warm_up(models: list[str]) -> None:
 def detect_device() -> str:
     """The device jobs with device='auto' will use."""
     try:
-        from fixative.core import pick_device
+        from fixative.device import pick_device
 
         return pick_device("auto")[0].type
     except Exception:
