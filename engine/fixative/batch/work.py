@@ -20,11 +20,9 @@ OutcomeDict = dict[str, Any]
 
 @dataclass(frozen=True)
 class WriteSettings:
-    """The `fixative protect` file flags that change what is written."""
+    """The `fixative batch` file flags that are not protection options (those travel in JobSpec.options)."""
 
     max_pixels: int = 400_000_000
-    strip_location: bool = False
-    optout_metadata: bool = True
 
 
 @dataclass
@@ -58,30 +56,22 @@ def worker_name() -> str:
 def warm_up(spec: JobSpec) -> dict[str, Any]:
     """Load the encoders once per worker, so the first file does not pay for it and a missing
     weight file stops the batch at the start with one clear error instead of failing every file."""
-    from fixative.device import pick_device
-    from fixative.models.registry import load_encoder
-    from fixative.options import as_options
+    from fixative import service
 
-    options = as_options(spec.options)
-    device, dtype = pick_device(options.device)
-    for name in options.models:
-        load_encoder(name, str(device), dtype)
-    return {"worker": worker_name(), "device": str(device)}
+    return {"worker": worker_name(), "device": service.warm_up(spec.options)}
 
 
 def protect_one(spec: JobSpec, name: str, data: bytes, cancel: Callable[[], bool] | None = None) -> OutcomeDict:
     """Protect one file's bytes. Never raises for a bad file: the outcome says what went wrong."""
-    from fixative.commands.protect import protected_bytes
+    from fixative import service
     from fixative.errors import Cancelled, FixativeError
 
     started = time.perf_counter()
     outcome: OutcomeDict = {"worker": worker_name()}
     try:
-        encoded, result = protected_bytes(
-            data, spec.fmt, spec.options, spec.style_image, spec.anchors,
-            max_pixels=spec.settings.max_pixels, strip_location=spec.settings.strip_location,
-            optout_metadata=spec.settings.optout_metadata, cancel=cancel)
-        outcome.update(status="done", data=encoded, stats=result.stats.model_dump())
+        protected = service.protect_bytes(data, spec.options, fmt=spec.fmt, max_pixels=spec.settings.max_pixels,
+                                          style_image=spec.style_image, anchor_images=spec.anchors, cancel=cancel)
+        outcome.update(status="done", data=protected.data, stats=protected.result.stats.model_dump())
     except Cancelled:
         outcome.update(status="interrupted")
     except FixativeError as exc:

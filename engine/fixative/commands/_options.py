@@ -1,4 +1,4 @@
-"""CLI flags shared by `protect` and `batch`, mapped onto ProtectOptions fields."""
+"""CLI flags shared by `protect` and `batch`: one per ProtectOptions field, built from the option schema."""
 
 from __future__ import annotations
 
@@ -7,38 +7,57 @@ from pathlib import Path
 from typing import Any
 
 from fixative.errors import BadImage
+from fixative.options import ProtectOptions
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
 
 
+CLI_ONLY = {"target_style": {"metavar": "NAME|PATH|auto", "help_suffix": "; or a style image file"}}
+"""What only the command line adds to a schema field (a file path where the API takes an upload)."""
+
+
 def add_protect_options(parser: argparse.ArgumentParser) -> None:
+    """One flag per ProtectOptions field, generated from the option schema (fixative.options)."""
+    from fixative.options import option_fields
+
     group = parser.add_argument_group("protection")
-    group.add_argument("--mode", choices=["style", "poison", "both"], default="style",
-                       help="style cloak (default), concept poison, or both")
-    group.add_argument("--intensity", choices=["low", "default", "high"], default="default")
-    group.add_argument("--quality", choices=["fast", "default", "max"], default="default")
-    group.add_argument("--robustness", choices=["off", "standard", "strong"], default="standard")
-    group.add_argument("--target-style", default="auto", metavar="NAME|PATH|auto",
-                       help="a built-in style (fixative styles list), a style image, or auto")
-    group.add_argument("--concept", help="what the artwork shows (poison mode; written to the caption)")
-    group.add_argument("--target-concept", help="what the encoder should see instead (poison mode)")
-    group.add_argument("--anchor", metavar="PATH", help="image or folder of images of the target concept")
-    group.add_argument("--models", default="taef2", help="comma-separated encoders (fixative models list)")
-    group.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="auto")
-    group.add_argument("--seed", type=int, default=0)
-    group.add_argument("--steps", type=int, help="override the quality's step count")
-    group.add_argument("--pipeline", help="diffusers pipeline (repo id or folder) for img2img/text-to-image targets")
+    for field in option_fields(suggestions=False):
+        flag = "--" + field["name"].replace("_", "-")
+        extra = CLI_ONLY.get(field["name"], {})
+        help_text = field["help"] + extra.get("help_suffix", "")
+        kind, default = field["kind"], field["default"]
+        if kind == "boolean" and default:
+            group.add_argument(f"--no-{flag[2:]}", dest=field["name"], action="store_false",
+                               help=f"do not {help_text[0].lower()}{help_text[1:]}")
+        elif kind == "boolean":
+            group.add_argument(flag, dest=field["name"], action="store_true", help=help_text)
+        elif kind == "choice":
+            group.add_argument(flag, dest=field["name"], default=default,
+                               choices=[choice["value"] for choice in field["choices"]],
+                               help=f"{help_text} (default: %(default)s)")
+        elif kind == "integer":
+            group.add_argument(flag, dest=field["name"], type=int, default=default, metavar="N", help=help_text)
+        elif kind == "list":
+            group.add_argument(flag, dest=field["name"], default=",".join(default or []), metavar="A,B",
+                               help=f"{help_text} (default: %(default)s)")
+        else:
+            group.add_argument(flag, dest=field["name"], default=default, metavar=extra.get("metavar"),
+                               help=help_text)
+        if field["name"] == "target_concept":
+            group.add_argument("--anchor", metavar="PATH", help="image or folder of images of the target concept")
 
 
-def options_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], Any, list[Any] | None]:
-    """(options dict, style image or None, anchor images or None) from parsed flags."""
+def options_from_args(args: argparse.Namespace) -> tuple[ProtectOptions, Any, list[Any] | None]:
+    """(validated options, style image or None, anchor images or None) from parsed flags.
+
+    Validating here makes a bad option one clear error before any file is touched."""
     from fixative.imageio import load_image
 
+    values = {name: getattr(args, name) for name in ProtectOptions.model_fields}
     style_image = None
-    target_style = args.target_style
-    if target_style not in ("auto",) and Path(target_style).is_file():
-        style_image = load_image(target_style).array
-        target_style = "auto"
+    if values["target_style"] != "auto" and Path(values["target_style"]).is_file():
+        style_image = load_image(values["target_style"]).array
+        values["target_style"] = "auto"
     anchors = None
     if args.anchor:
         anchor_path = Path(args.anchor)
@@ -47,16 +66,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[dict[str, Any], Any, li
         if not files:
             raise BadImage(f"no images found in {anchor_path}")
         anchors = [load_image(f).array for f in files]
-    options = {
-        "mode": args.mode, "intensity": args.intensity, "quality": args.quality, "robustness": args.robustness,
-        "target_style": target_style, "concept": args.concept, "target_concept": args.target_concept,
-        "models": args.models, "device": args.device, "seed": args.seed, "steps": args.steps,
-        "pipeline": args.pipeline,
-    }
-    from fixative.options import as_options
-
-    as_options(options)  # validate now: a bad option is one clear error before any work
-    return options, style_image, anchors
+    return ProtectOptions.coerce(values), style_image, anchors
 
 
 def expand_inputs(items: list[str]) -> list[Path]:

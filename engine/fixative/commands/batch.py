@@ -50,9 +50,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="give up on a file after this many failed attempts over all runs (default 3)")
     add_protect_options(parser)
     files = parser.add_argument_group("files")
-    files.add_argument("--strip-location", action="store_true", help="drop GPS data from EXIF")
-    files.add_argument("--no-optout-metadata", action="store_true",
-                       help="do not write the XMP 'Data Mining: prohibited' field")
     files.add_argument("--max-pixels", type=float, default=400e6, help="refuse larger images (default 400 MP)")
     files.add_argument("-v", "--verbose", action="store_true", help="one line per protected file")
     files.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -130,11 +127,8 @@ def run(args: argparse.Namespace) -> int:
         console.print("fixative: error: no input images found")
         return 2
     options, style_image, anchors = options_from_args(args)
-    from fixative.options import as_options
-
-    spec = JobSpec(options=as_options(options).model_dump(), style_image=style_image, anchors=anchors,
-                   settings=WriteSettings(max_pixels=int(args.max_pixels), strip_location=args.strip_location,
-                                          optout_metadata=not args.no_optout_metadata))
+    spec = JobSpec(options=options.model_dump(), style_image=style_image, anchors=anchors,
+                   settings=WriteSettings(max_pixels=int(args.max_pixels)))
     out_dir = Path(args.out_dir)
     started_ray = False
     if args.ray:

@@ -7,8 +7,13 @@ import io
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fixative.commands._options import add_protect_options, expand_inputs, options_from_args
+
+if TYPE_CHECKING:
+    from fixative.options import ProtectOptions
+    from fixative.result import ProtectResult
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -23,9 +28,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     files.add_argument("--save-target", metavar="PATH", help="write the target image aimed at (single input)")
     files.add_argument("--preview", metavar="PATH", help="write original | protected | difference | AI's-eye view")
     files.add_argument("--report", metavar="FILE.json", help="write the stats of every file as JSON")
-    files.add_argument("--strip-location", action="store_true", help="drop GPS data from EXIF")
-    files.add_argument("--no-optout-metadata", action="store_true",
-                       help="do not write the XMP 'Data Mining: prohibited' field")
     files.add_argument("--max-pixels", type=float, default=400e6, help="refuse larger images (default 400 MP)")
     parser.set_defaults(func=run)
 
@@ -38,40 +40,16 @@ def output_path_for(source: Path, args: argparse.Namespace) -> Path:
     return default_output_path(source, args.out_dir)
 
 
-def protected_bytes(source: Path | bytes, fmt: str, options: dict, style_image, anchors, *, max_pixels: int,
-                    strip_location: bool = False, optout_metadata: bool = True, progress=None, cancel=None):
-    """Load → protect → encode with metadata. Returns (encoded bytes, ProtectResult).
-
-    Shared with `fixative batch`, whose workers may not see the output folder, so that both
-    verbs write the same pixels and the same metadata."""
-    import numpy as np
-
-    from fixative.core import protect
-    from fixative.imageio import encode_image, load_image, strip_gps, xmp_packet
-
-    loaded = load_image(source, max_pixels=int(max_pixels))
-    result = protect(loaded.array, options, style_image=style_image, anchor_images=anchors, progress=progress,
-                     cancel=cancel)
-    exif = strip_gps(loaded.exif) if strip_location else loaded.exif
-    caption = result.stats.concept if result.stats.mode in ("poison", "both") else None
-    xmp = None if not optout_metadata and not caption else xmp_packet(caption, optout_metadata)
-    info = {"version": _version(), "mode": result.stats.mode, "target": result.stats.target,
-            "models": result.stats.models, "concept": result.stats.concept}
-    data = encode_image(np.asarray(result.image), fmt, icc=loaded.icc, exif=exif, xmp=xmp, info=info)
-    return data, result
-
-
-def protect_file(source: Path, destination: Path, options: dict, style_image, anchors, args, progress=None):
-    """Load → protect → encode with metadata → atomic write. Returns the ProtectResult."""
+def protect_one(source: Path, destination: Path, options: ProtectOptions, style_image: Any, anchors: Any,
+                args: argparse.Namespace, *, several: bool, progress: Any = None) -> ProtectResult:
+    """Protect one file through fixative.service, then write the target and preview files asked for."""
     import numpy as np
 
     from fixative.imageio import encode_image, format_for_path, write_atomic
+    from fixative.service import protect_file
 
-    fmt = format_for_path(destination)
-    data, result = protected_bytes(source, fmt, options, style_image, anchors, max_pixels=int(args.max_pixels),
-                                   strip_location=args.strip_location,
-                                   optout_metadata=not args.no_optout_metadata, progress=progress)
-    write_atomic(destination, data, protect_inputs=(source,))
+    result = protect_file(source, destination, options, max_pixels=int(args.max_pixels), style_image=style_image,
+                          anchor_images=anchors, progress=progress)
     if args.save_target:
         target = result.target_image()
         if target is None:
@@ -84,18 +62,12 @@ def protect_file(source: Path, destination: Path, options: dict, style_image, an
 
         preview = make_preview(result, with_difference=True)
         preview_path = Path(args.preview)
-        if len(getattr(args, "_inputs", [source])) > 1:
+        if several:
             preview_path = preview_path.with_name(f"{source.stem}.{preview_path.name}")
         buffer = io.BytesIO()
         preview.save(buffer, "PNG")
         write_atomic(preview_path, buffer.getvalue())
     return result
-
-
-def _version() -> str:
-    from fixative import __version__
-
-    return __version__
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
 
     console = Console(stderr=True, soft_wrap=True, highlight=False)
     sources = expand_inputs(args.inputs)
-    args._inputs = sources
     if not sources:
         console.print("fixative: error: no input images found")
         return 2
@@ -139,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
             try:
                 if not source.is_file():
                     raise FixativeError(f"{source}: no such file")
-                result = protect_file(source, destination, options, style_image, anchors, args, on_progress)
+                result = protect_one(source, destination, options, style_image, anchors, args,
+                                     several=len(sources) > 1, progress=on_progress)
                 bar.update(task, completed=1.0, description=f"{source.name}: done")
                 stats = result.stats
                 f = ", ".join(f"{k} {v:.3f}" for k, v in stats.closing.items())

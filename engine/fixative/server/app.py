@@ -13,7 +13,6 @@ import json
 import logging
 import threading
 import time
-import typing
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Literal
 
@@ -27,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fixative import __version__, options
+from fixative import __version__, options, service
 from fixative.errors import BadOptions, FixativeError
 from fixative.server.config import ServerConfig
 from fixative.server.jobs import JobManager, JobOutput, QueueFull
@@ -36,9 +35,7 @@ from fixative.server.work import (
     REFERENCE_FORMATS,
     JobPayload,
     check_upload,
-    detect_device,
     run_protect_job,
-    warm_up,
 )
 
 log = logging.getLogger("fixative.server")
@@ -88,6 +85,8 @@ class Info(BaseModel):
     robustness: list[str]
     styles: list[str]
     limits: Limits
+    options_schema: dict[str, Any] = Field(description="SCHEMA: every protection option with its kind, "
+                                           "label, help, default and choices (docs/engine-api.md)")
 
 
 class JobCreated(BaseModel):
@@ -246,10 +245,8 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
                warmup: Callable[[], None] | None = None) -> FastAPI:
     """Build the engine app. ``runner``/``warmup`` replace the real protect() job (tests use fakes)."""
     if warmup is None and runner is None and config.preload:
-        default_models = list(options.DEFAULT_MODELS)
-
         def warmup() -> None:
-            warm_up(default_models)
+            service.warm_up()  # the default models on the auto device, as a job with default options
 
     manager = JobManager(runner or run_protect_job, max_queue=config.max_queue,
                          lease_seconds=config.lease_seconds, result_ttl=config.result_ttl,
@@ -305,18 +302,19 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
 
     @app.get("/v1/info", dependencies=auth, response_model=Info, tags=["engine"], responses=ERRORS)
     def info() -> dict[str, Any]:
-        """What this engine can do: models, modes, styles and its limits (fills the plug-in menus)."""
+        """What this engine can do: models, styles, limits and options_schema (the plug-ins build their dialogs from it)."""
         if "device" not in device_cache:
-            device_cache["device"] = detect_device()
+            device_cache["device"] = service.device_name()
         return {
             "version": __version__,
             "device": device_cache["device"],
             "models": _available_models(),
-            "modes": list(typing.get_args(options.Mode)),
-            "intensities": list(typing.get_args(options.Intensity)),
-            "qualities": list(typing.get_args(options.Quality)),
-            "robustness": list(typing.get_args(options.Robustness)),
+            "modes": options.choice_values("mode"),
+            "intensities": options.choice_values("intensity"),
+            "qualities": options.choice_values("quality"),
+            "robustness": options.choice_values("robustness"),
             "styles": _style_names(),
+            "options_schema": options.options_schema(),
             "limits": {"max_pixels": config.max_pixels, "max_body_bytes": config.max_body_bytes,
                        "max_queue": config.max_queue, "lease_seconds": config.lease_seconds,
                        "result_ttl_s": config.result_ttl},

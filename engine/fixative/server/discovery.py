@@ -1,4 +1,4 @@
-"""The discovery file ``<state dir>/engine.json`` and the lock that keeps one engine per user.
+"""The discovery file ``<state dir>/engine.json`` (beside it ``options-schema.json``) and the lock that keeps one engine per user.
 
 Plug-ins find the engine by reading the discovery file and checking ``/v1/health``. The lock file
 (``engine.lock``, held for the engine's whole life) settles races between two plug-ins that start
@@ -21,6 +21,8 @@ from typing import IO
 
 from fixative import paths
 
+OPTIONS_SCHEMA_FILE = "options-schema.json"
+
 
 @dataclass(frozen=True)
 class EngineInfo:
@@ -38,16 +40,27 @@ def lock_file() -> Path:
 
 def write_discovery(info: EngineInfo, path: Path | None = None) -> Path:
     """Write atomically with mode 0600 so no other user can read the token, and no reader sees half a file."""
-    path = path or paths.discovery_file()
+    return _write_private_json(path or paths.discovery_file(), asdict(info))
+
+
+def write_options_schema(path: Path | None = None) -> Path:
+    """Write SCHEMA to ``options-schema.json`` beside engine.json. It stays after the engine exits:
+    plug-ins build their dialogs from it while no engine is running."""
+    from fixative.options import options_schema
+
+    return _write_private_json(path or paths.state_dir() / OPTIONS_SCHEMA_FILE, options_schema())
+
+
+def _write_private_json(path: Path, value: object) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
         os.chmod(path.parent, 0o700)
-    fd, tmp_name = tempfile.mkstemp(prefix=".engine-", suffix=".json", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".json", dir=path.parent)
     try:
         with contextlib.suppress(OSError):
             os.fchmod(fd, 0o600)  # mkstemp already uses 0600; be explicit (absent on Windows)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(asdict(info), handle)
+            json.dump(value, handle, ensure_ascii=False)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp_name, path)

@@ -69,6 +69,7 @@ class EngineServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if not self.should_exit:
+            discovery.write_options_schema()  # before engine.json: whoever finds the engine finds it too
             path = discovery.write_discovery(self.engine)
             print(f"Fixative engine {__version__} listening on {self.engine.url} (pid {self.engine.pid}); "
                   f"discovery file {path}", file=self.out, flush=True)

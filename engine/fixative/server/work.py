@@ -73,8 +73,9 @@ def _load(data: bytes, *, field: str, max_pixels: int) -> Any:
 
 
 def run_protect_job(payload: JobPayload, progress: ProgressFn, cancel: CancelFn) -> JobOutput:
-    """The worker's job: decode, protect, encode in the sender's format and bit depth, preview."""
-    from fixative import protect
+    """The worker's job: decode, protect and encode through fixative.service (the sender's format,
+    bit depth, ICC/EXIF and the job's metadata options, as the CLI writes them), then the preview."""
+    from fixative import service
 
     loaded = _load(payload.image, field="image", max_pixels=payload.max_pixels)
     style = None
@@ -83,29 +84,13 @@ def run_protect_job(payload: JobPayload, progress: ProgressFn, cancel: CancelFn)
     anchors = None
     if payload.anchor is not None:
         anchors = [_load(payload.anchor, field="anchor", max_pixels=payload.max_pixels).array]
-    result = protect(loaded.array, payload.options, style_image=style, anchor_images=anchors,
-                     progress=progress, cancel=cancel)
-    image_format = str(loaded.format).upper()
-    encoded = encode_like(result, loaded)
-    return JobOutput(result=encoded, media_type=MEDIA_TYPES.get(image_format, "application/octet-stream"),
-                     filename=f"protected.{EXTENSIONS.get(image_format, 'bin')}",
+    protected = service.protect_image(loaded, payload.options, style_image=style, anchor_images=anchors,
+                                      progress=progress, cancel=cancel)
+    result = protected.result
+    return JobOutput(result=protected.data, media_type=MEDIA_TYPES.get(protected.format, "application/octet-stream"),
+                     filename=f"protected.{EXTENSIONS.get(protected.format, 'bin')}",
                      report=result.stats.model_dump(mode="json"),
                      preview_factory=lambda: preview_png(result))
-
-
-def encode_like(result: Any, loaded: Any) -> bytes:
-    """Encode like the CLI does: the sender's format, bit depth and ICC/EXIF, plus opt-out metadata."""
-    import numpy as np
-
-    from fixative import __version__
-    from fixative.imageio import encode_image, xmp_packet
-
-    stats = result.stats
-    caption = stats.concept if stats.mode in ("poison", "both") else None
-    info = {"version": __version__, "mode": stats.mode, "target": stats.target, "models": stats.models,
-            "concept": stats.concept}
-    return encode_image(np.asarray(result.image), loaded.format, icc=loaded.icc, exif=loaded.exif,
-                        xmp=xmp_packet(caption, True), info=info)
 
 
 def preview_png(result: Any) -> bytes | None:
@@ -122,36 +107,3 @@ def preview_png(result: Any) -> bytes | None:
     except Exception:
         logging.getLogger("fixative.server").warning("preview failed", exc_info=True)
         return None
-
-
-def warm_up(models: list[str]) -> None:
-    """Load the default encoders into the core's cache so the first job does not pay for it.
-
-    Called exactly as protect() calls it (same positional arguments), so the lru_cache entry is shared.
-    """
-    from fixative.device import pick_device
-    from fixative.models.registry import load_encoder
-
-    device, dtype = pick_device("auto")
-    for name in models:
-        load_encoder(name, str(device), dtype)
-
-
-def detect_device() -> str:
-    """The device jobs with device='auto' will use."""
-    try:
-        from fixative.device import pick_device
-
-        return pick_device("auto")[0].type
-    except Exception:
-        pass
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return "cuda"
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return "mps"
-    except Exception:
-        return "unknown"
-    return "cpu"
