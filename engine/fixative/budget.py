@@ -1,16 +1,19 @@
 """Perceptual budgets: how much each pixel may change, so the cloak hides where the eye won't see it.
 
 The weight-free budget (always available) allows up to ``eps`` in busy, textured areas and only a
-fraction of it in flat colour and along clean line art, then enforces SSIM and PSNR floors on the
-final result by shrinking the perturbation. When LPIPS backbone weights are present locally, the
-LPIPS distance is reported too (and the `lpips` budget can penalise it during optimisation).
+fraction of it in flat colour and along clean line art (``allowed_change``), then enforces SSIM and
+PSNR floors on the final result by shrinking the perturbation (``enforce_floors``, and
+``round_within_floor`` after rounding to the output's depth). The optimiser keeps the PSNR floor
+during the run too (``fixative.optimizer``). LPIPS is only reported (``fixative.metrics``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -27,6 +30,11 @@ class Budget:
     """Share of eps allowed in perfectly flat areas."""
     min_ssim: float
     min_psnr: float
+
+    @property
+    def max_mse(self) -> float:
+        """The mean squared change (0–1 scale) at which PSNR reaches the floor."""
+        return 10 ** (-self.min_psnr / 10)
 
     def describe(self) -> str:
         return (f"{self.name}: ≤{self.eps * 255:.0f}/255 in textured areas, ≤{self.eps * self.flat_fraction * 255:.1f}/255 "
@@ -96,3 +104,23 @@ def _ssim_sample(original: torch.Tensor, delta: torch.Tensor, max_side: int) -> 
     box = (slice(None), slice(None), slice(top, top + max_side), slice(left, left + max_side))
     return original[box].float(), delta[box].float()
 
+
+
+ROUNDING_RETRIES = 8
+ROUNDING_SHRINK = 0.95
+
+
+def round_within_floor(original: np.ndarray, delta: torch.Tensor, budget: Budget,
+                       to_output: Callable[[torch.Tensor], np.ndarray]) -> np.ndarray:
+    """The protected image as the output will store it, still above the PSNR floor.
+
+    ``to_output(delta)`` returns the protected colour as float, rounded to the output's integer
+    depth; rounding adds error, so ``delta`` shrinks by ROUNDING_SHRINK until the floor holds
+    (at most ROUNDING_RETRIES tries)."""
+    for _ in range(ROUNDING_RETRIES):
+        protected = to_output(delta)
+        mse = float(np.mean((protected - original) ** 2, dtype=np.float64))
+        if mse == 0 or 10 * math.log10(1.0 / mse) >= budget.min_psnr:
+            break
+        delta = delta * ROUNDING_SHRINK
+    return protected

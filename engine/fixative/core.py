@@ -8,9 +8,9 @@ Algorithm, in words:
    ``fixative.transforms``) and pulls every encoder's latent toward its target latent. Each
    model's loss is normalised by its starting distance, so ensembles weigh models equally.
    The gradient is smoothed slightly before the Adam step, which favours a perturbation with
-   more low-frequency content: that part survives downscaling and noise (see GRADIENT_SMOOTHING).
-3. After each step δ is clipped to the perceptual budget (texture-masked L∞), at the end shrunk
-   until the SSIM/PSNR floors hold (``fixative.budget``).
+   more low-frequency content: that part survives downscaling and noise (``fixative.optimizer``).
+3. After each step δ is clipped to the perceptual budget (texture-masked L∞, PSNR floor), at the end
+   shrunk until the SSIM/PSNR floors hold, also after rounding to the output's depth (``fixative.budget``).
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from fixative.budget import BUDGETS, allowed_change, enforce_floors
+from fixative.budget import BUDGETS, Budget, allowed_change, enforce_floors, round_within_floor
 from fixative.device import pick_device
 from fixative.errors import BadOptions, Cancelled
 from fixative.metrics import closing_fraction, lpips_distance, psnr_torch, ssim_torch
 from fixative.models.base import ImageEncoder
 from fixative.models.registry import load_encoder
+from fixative.optimizer import PerturbationOptimizer
 from fixative.options import ProtectOptions, Quality
 from fixative.pixels import Pixels
 from fixative.result import Progress, ProtectResult, ProtectStats
@@ -42,7 +43,7 @@ from fixative.targets import (
     encode,
     pick_auto_style,
 )
-from fixative.transforms import ROBUSTNESS, apply_chain, gaussian_blur
+from fixative.transforms import ROBUSTNESS, Purification, apply_chain
 from fixative.views import View, ViewSampler, whole_view
 
 ProgressCallback = Callable[[Progress], None]
@@ -68,12 +69,8 @@ QUALITY: dict[Quality, SearchPlan] = {
 }
 MAIN_VIEW_AREA = 512 * 512
 """Closing fractions in the stats are measured on the whole image scaled to at most this area."""
-GRADIENT_SMOOTHING = 1.0
-"""Gaussian σ (pixels) applied to each step's gradient. Smoothing the gradient (as translation-
-invariant attacks do for transfer) steers budget away from pixel-level noise that a 0.5x resize or
-added noise erases. Measured on 512² crops with TAEF2 at matched PSNR: robust f (the minimum over
-JPEG, resize, noise and blur) 0.075 → 0.084 (Starry Night), 0.094 → 0.111 (The Great Wave);
-σ = 1.5 and 2 were worse than none."""
+STRONG_VIEW_JITTER = 0.1
+"""Strong robustness also jitters each view's scale by ±10% (crops a mimic might take)."""
 
 
 def _as_float_image(image: Any) -> np.ndarray:
@@ -155,147 +152,142 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     device, dtype = pick_device(options.device)
     models = [load_encoder(name, str(device), dtype) for name in options.models]
     multiple = max(m.downscale for m in models)
-    plan = QUALITY[options.quality]
+    plan, budget, robustness = QUALITY[options.quality], BUDGETS[options.intensity], ROBUSTNESS[options.robustness]
+    jitter = STRONG_VIEW_JITTER if options.robustness == "strong" else 0.0
     view_px = plan.view_px_cpu if device.type == "cpu" else plan.view_px_gpu
-    budget = BUDGETS[options.intensity]
-    robustness = ROBUSTNESS[options.robustness]
-    jitter = 0.1 if options.robustness == "strong" else 0.0
     sampler = ViewSampler(pixels.height, pixels.width, view_px, multiple, jitter, seed=options.seed)
     steps = options.steps or plan.steps_for(sampler)
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)
     noise_generator = torch.Generator().manual_seed(options.seed)
 
-    h, w, c = pixels.height, pixels.width, pixels.channels
     artwork = torch.from_numpy(pixels.colour).permute(2, 0, 1)[None].contiguous().to(device)
-    main_view = whole_view(h, w, MAIN_VIEW_AREA, multiple)
+    main_view = whole_view(pixels.height, pixels.width, MAIN_VIEW_AREA, multiple)
     clock.report(0.02, "choosing the target")
     targets = build_targets(options, pixels, models[0], artwork, main_view, style_image, anchor_images, device)
     if cancelled():
         raise Cancelled("protection was cancelled")
-
-    # Starting distances normalise each (model, target) loss term to 1.
-    start_distance: dict[tuple[str, str], float] = {}
-    clean_main = main_view.render(artwork)
-    with torch.no_grad():  # the main view's clean latent is encoded once per model and reused
-        clean_main_latent = {model.name: encode(model, clean_main) for model in models}
-        for model in models:
-            clean_latent = clean_main_latent[model.name]
-            for label, target in targets:
-                target.prepare(model, artwork, main_view, clean_latent)
-                goal = target.latent(model, main_view, clean_main, clean_latent)
-                start_distance[(model.name, label)] = max(float(((clean_latent - goal) ** 2).mean()), 1e-8)
-
-    # Clean latents of views, encoded once per model (tilings revisit crops on every pass). A crop is
-    # encoded on its own: slicing the whole image's latent would ask the perturbation to undo the
-    # crop's border effects (measured 3x worse at the 1024² bucket). A 256² view's latent is 128 KiB.
-    clean_latents = LatentCache(512)
-    limit = allowed_change(artwork, budget)  # (1, 1, H, W)
-    max_mse = 10 ** (-budget.min_psnr / 10)
-    delta = torch.zeros_like(artwork)
-    grad = torch.zeros_like(artwork)
-    adam_m = torch.zeros_like(artwork)
-    adam_v = torch.zeros_like(artwork)
-    lr_peak, lr_floor = budget.eps / 2, budget.eps / 10
-    squares = 0.0  # running sum of delta², so the PSNR check costs the region, not the image
-    step = 0
+    objective = _Objective(models, targets, artwork, main_view)
+    optimizer = PerturbationOptimizer(artwork, allowed_change(artwork, budget), budget, steps)
     for step in range(1, steps + 1):
         if cancelled():
             raise Cancelled("protection was cancelled")
         step_start = time.perf_counter()
-        union = [h, w, 0, 0]
-        step_loss = 0.0
+        views, step_loss = [], 0.0
         for _ in range(plan.views_per_step):
-            view = sampler.sample(rng)
-            chain = robustness.sample(rng)
-            box = (slice(None), slice(None), slice(view.top, view.bottom), slice(view.left, view.right))
-            local = View(0, 0, view.bottom - view.top, view.right - view.left, view.out_h, view.out_w)
-            piece = delta[box].detach().clone().requires_grad_(True)
-            clean = artwork[box]
-            seen = apply_chain(local.render((clean + piece).clamp(0, 1)), chain, noise_generator)
-            clean_view = local.render(clean)
-            loss = torch.zeros((), device=device)
-            for model in models:
-                latent = encode(model, seen)
-                with torch.no_grad():
-                    clean_latent = clean_latents.get((model.name, view.key), partial(encode, model, clean_view))
-                for label, target in targets:
-                    goal = target.latent(model, view, clean_view, clean_latent)
-                    loss = loss + ((latent - goal) ** 2).mean() / start_distance[(model.name, label)]
-            loss = loss / (len(models) * len(targets))
-            loss.backward()
-            grad[box] += piece.grad
-            step_loss += float(loss.detach()) / plan.views_per_step
-            union = [min(union[0], view.top), min(union[1], view.left),
-                     max(union[2], view.bottom), max(union[3], view.right)]
-        # Adam on the region the views touched; untouched pixels keep their state (lazy Adam).
-        lr = lr_floor + 0.5 * (lr_peak - lr_floor) * (1 + math.cos(math.pi * (step - 1) / max(1, steps - 1)))
-        region = (slice(None), slice(None), slice(union[0], union[2]), slice(union[1], union[3]))
-        g = grad[region]
-        if GRADIENT_SMOOTHING > 0:
-            g.copy_(gaussian_blur(g, GRADIENT_SMOOTHING))
-        adam_m[region].mul_(0.9).add_(g, alpha=0.1)
-        adam_v[region].mul_(0.99).addcmul_(g, g, value=0.01)
-        m_hat = adam_m[region] / (1 - 0.9**step)
-        v_hat = adam_v[region] / (1 - 0.99**step)
-        d = delta[region]
-        region_squares = float((d**2).sum(dtype=torch.float64))
-        d.sub_(lr * m_hat / (v_hat.sqrt() + 1e-12))
-        bound = limit[region]
-        torch.maximum(torch.minimum(d, bound), -bound, out=d)
-        d.copy_((artwork[region] + d).clamp(0, 1) - artwork[region])
-        g.zero_()
-        squares += float((d**2).sum(dtype=torch.float64)) - region_squares  # only the region changed
-        if squares / delta.numel() > max_mse:  # stay inside the PSNR floor while optimising, not only at the end
-            factor = math.sqrt(max_mse * delta.numel() / squares)
-            delta.mul_(factor)
-            squares *= factor**2
+            view, chain = sampler.sample(rng), robustness.sample(rng)
+            step_loss += objective.add_gradient(optimizer, view, chain, noise_generator) / plan.views_per_step
+            views.append(view)
+        optimizer.step(step, _covering_region(views))
         clock.tick(time.perf_counter() - step_start)
         clock.report(0.05 + 0.85 * step / steps, f"optimising (step {step}/{steps}, loss {step_loss:.3f})",
                      steps - step)
 
     clock.report(0.92, "checking the perceptual budget")
-    delta, _ = enforce_floors(artwork, delta, budget)
-    for _ in range(8):  # rounding to the output's integer depth adds error: keep the PSNR floor after it
-        protected_float = pixels.restored_float((artwork + delta).clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy())
-        mse = float(np.mean((protected_float - pixels.colour) ** 2, dtype=np.float64))
-        if mse == 0 or 10 * math.log10(1.0 / mse) >= budget.min_psnr:
-            break
-        delta = delta * 0.95
+    delta, _ = enforce_floors(artwork, optimizer.delta, budget)
+    protected_float = round_within_floor(
+        pixels.colour, delta, budget,
+        lambda d: pixels.restored_float((artwork + d).clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()))
     protected_tensor = torch.from_numpy(protected_float).permute(2, 0, 1)[None].to(device)
 
     clock.report(0.95, "measuring the protection")
-    closing: dict[str, float] = {}
-    with torch.no_grad():
-        adv_main = main_view.render(protected_tensor)
-        for model in models:
-            clean_latent = clean_main_latent[model.name]
-            adv_latent = encode(model, adv_main)
-            for label, target in targets:
-                key = model.name if len(targets) == 1 else f"{model.name}:{label}"
-                goal = target.latent(model, main_view, clean_main, clean_latent)
-                closing[key] = round(closing_fraction(adv_latent, clean_latent, goal), 4)
-
-    original_cpu = artwork.cpu()
-    protected_cpu = protected_tensor.cpu()
-    stats = ProtectStats(
-        mode=options.mode, steps=step, seconds=round(time.perf_counter() - started, 3),
-        device=str(device), dtype=str(dtype).replace("torch.", ""), models=[m.name for m in models],
-        width=w, height=h, psnr=round(psnr_torch(original_cpu, protected_cpu), 3),
-        ssim=round(ssim_torch(original_cpu, protected_cpu), 5),
-        lpips=lpips_distance(original_cpu[:, :3] if c == 3 else original_cpu.expand(-1, 3, -1, -1),
-                             protected_cpu[:, :3] if c == 3 else protected_cpu.expand(-1, 3, -1, -1)),
-        linf=round(float((protected_cpu - original_cpu).abs().max()) * 255, 3),
-        budget=budget.describe(), closing=closing,
-        target=" + ".join(t.description for _, t in targets),
-        concept=options.concept, target_concept=options.target_concept,
-        options=options.model_dump(),
-    )
+    stats = _stats(options, pixels, artwork, protected_tensor, objective, budget, started,
+                   steps=steps, device=device, dtype=dtype)
     result = ProtectResult(image=pixels.restore(protected_float), stats=stats,
                            original_rgb=pixels.colour, protected_rgb=protected_float)
     result.renderer = _Renderer(models, targets, artwork, protected_tensor, main_view)
     clock.report(1.0, "done", 0)
     return result
+
+
+class _Objective:
+    """The loss: each (model, target) pair's latent distance to its goal, over views of the artwork.
+
+    Each pair's term is divided by its distance at the start (on the main view), so every model and
+    target weighs the same in an ensemble.
+    """
+
+    def __init__(self, models: list[ImageEncoder], targets: list[tuple[str, Target]], artwork: torch.Tensor,
+                 main_view: View) -> None:
+        self.models, self.targets, self.artwork, self.main_view = models, targets, artwork, main_view
+        self.start_distance: dict[tuple[str, str], float] = {}
+        self.clean_main = main_view.render(artwork)
+        with torch.no_grad():  # the main view's clean latent is encoded once per model and reused
+            self.clean_main_latent = {model.name: encode(model, self.clean_main) for model in models}
+            for model in models:
+                clean_latent = self.clean_main_latent[model.name]
+                for label, target in targets:
+                    target.prepare(model, artwork, main_view, clean_latent)
+                    goal = target.latent(model, main_view, self.clean_main, clean_latent)
+                    self.start_distance[(model.name, label)] = max(float(((clean_latent - goal) ** 2).mean()), 1e-8)
+        # Clean latents of views, encoded once per model (tilings revisit crops on every pass). A crop is
+        # encoded on its own: slicing the whole image's latent would ask the perturbation to undo the
+        # crop's border effects (measured 3x worse at the 1024² bucket). A 256² view's latent is 128 KiB.
+        self.clean_latents = LatentCache(512)
+
+    def add_gradient(self, optimizer: PerturbationOptimizer, view: View, chain: list[Purification],
+                     noise_generator: torch.Generator) -> float:
+        """Add the loss gradient of one purified view to ``optimizer.grad``; returns the loss."""
+        box = (slice(None), slice(None), slice(view.top, view.bottom), slice(view.left, view.right))
+        local = View(0, 0, view.bottom - view.top, view.right - view.left, view.out_h, view.out_w)
+        piece = optimizer.delta[box].detach().clone().requires_grad_(True)
+        clean = self.artwork[box]
+        seen = apply_chain(local.render((clean + piece).clamp(0, 1)), chain, noise_generator)
+        clean_view = local.render(clean)
+        loss = torch.zeros((), device=self.artwork.device)
+        for model in self.models:
+            latent = encode(model, seen)
+            with torch.no_grad():
+                clean_latent = self.clean_latents.get((model.name, view.key), partial(encode, model, clean_view))
+            for label, target in self.targets:
+                goal = target.latent(model, view, clean_view, clean_latent)
+                loss = loss + ((latent - goal) ** 2).mean() / self.start_distance[(model.name, label)]
+        loss = loss / (len(self.models) * len(self.targets))
+        loss.backward()
+        optimizer.grad[box] += piece.grad
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def closing(self, protected: torch.Tensor) -> dict[str, float]:
+        """Closing fraction per model (and target, when there are two) on the main view."""
+        closing: dict[str, float] = {}
+        adv_main = self.main_view.render(protected)
+        for model in self.models:
+            clean_latent = self.clean_main_latent[model.name]
+            adv_latent = encode(model, adv_main)
+            for label, target in self.targets:
+                key = model.name if len(self.targets) == 1 else f"{model.name}:{label}"
+                goal = target.latent(model, self.main_view, self.clean_main, clean_latent)
+                closing[key] = round(closing_fraction(adv_latent, clean_latent, goal), 4)
+        return closing
+
+
+def _covering_region(views: list[View]) -> tuple[slice, slice, slice, slice]:
+    """The smallest box holding every view: the region this step's optimiser update touches."""
+    top, left = min(v.top for v in views), min(v.left for v in views)
+    bottom, right = max(v.bottom for v in views), max(v.right for v in views)
+    return (slice(None), slice(None), slice(top, bottom), slice(left, right))
+
+
+def _stats(options: ProtectOptions, pixels: Pixels, artwork: torch.Tensor, protected: torch.Tensor,
+           objective: _Objective, budget: Budget, started: float, *, steps: int, device: torch.device,
+           dtype: torch.dtype) -> ProtectStats:
+    """What the run did and how visible it is, measured on the final (rounded) pixels."""
+    closing = objective.closing(protected)
+    original_cpu, protected_cpu = artwork.cpu(), protected.cpu()
+    as_rgb = (lambda x: x[:, :3]) if pixels.channels == 3 else (lambda x: x.expand(-1, 3, -1, -1))
+    return ProtectStats(
+        mode=options.mode, steps=steps, seconds=round(time.perf_counter() - started, 3),
+        device=str(device), dtype=str(dtype).replace("torch.", ""), models=[m.name for m in objective.models],
+        width=pixels.width, height=pixels.height, psnr=round(psnr_torch(original_cpu, protected_cpu), 3),
+        ssim=round(ssim_torch(original_cpu, protected_cpu), 5),
+        lpips=lpips_distance(as_rgb(original_cpu), as_rgb(protected_cpu)),
+        linf=round(float((protected_cpu - original_cpu).abs().max()) * 255, 3),
+        budget=budget.describe(), closing=closing,
+        target=" + ".join(t.description for _, t in objective.targets),
+        concept=options.concept, target_concept=options.target_concept,
+        options=options.model_dump(),
+    )
 
 
 class _Renderer:
