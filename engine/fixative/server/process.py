@@ -69,7 +69,6 @@ class EngineServer(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         if not self.should_exit:
-            discovery.write_options_schema()  # before engine.json: whoever finds the engine finds it too
             path = discovery.write_discovery(self.engine)
             print(f"Fixative engine {__version__} listening on {self.engine.url} (pid {self.engine.pid}); "
                   f"discovery file {path}", file=self.out, flush=True)
@@ -147,6 +146,9 @@ def serve(config: ServerConfig, *, out: TextIO | None = None, log_level: str = "
 
 
 def _run(config: ServerConfig, *, out: TextIO, log_level: str) -> int:
+    # Before the app exists, so its idle clock does not count the style and model look-ups (they import
+    # torch), and before engine.json: whoever finds the engine finds the schema beside it.
+    discovery.write_options_schema()
     sock = bind_socket(config.host, config.port)
     config.port = sock.getsockname()[1]
     app = create_app(config)
