@@ -70,7 +70,7 @@ QUALITY: dict[Quality, SearchPlan] = {
 MAIN_VIEW_AREA = 512 * 512
 """Closing fractions in the stats are measured on the whole image scaled to at most this area."""
 STRONG_VIEW_JITTER = 0.1
-"""Strong robustness also jitters each view's scale by ±10% (crops a mimic might take)."""
+"""Strong robustness splits each view scale into 0.9× and 1.1× of it (a mimic's resize targets vary)."""
 
 
 def _as_float_image(image: Any) -> np.ndarray:

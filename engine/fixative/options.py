@@ -12,10 +12,10 @@ SCHEMA (``options_schema()``, the contract in docs/engine-api.md):
 
 from __future__ import annotations
 
-from typing import Any, Literal, get_args
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic.fields import FieldInfo
 
 from fixative.errors import BadOptions
 
@@ -185,18 +185,20 @@ def _model_suggestions() -> list[str]:
 _SUGGESTIONS = {"target_style": _style_suggestions, "models": _model_suggestions}
 
 
-def _kind(info: FieldInfo) -> str:
-    annotation = info.annotation
-    if get_args(annotation) and all(isinstance(arg, str) for arg in get_args(annotation)):
+_KINDS = {bool: "boolean", int: "integer", str: "text"}
+
+
+def _kind(annotation: Any) -> str:
+    """SCHEMA's kind for a field's type; ``X | None`` has X's kind."""
+    if get_origin(annotation) in (Union, UnionType):
+        (annotation,) = [arg for arg in get_args(annotation) if arg is not type(None)]
+    if get_origin(annotation) is Literal:
         return "choice"
-    names = {getattr(arg, "__name__", str(arg)) for arg in (get_args(annotation) or (annotation,))} - {"NoneType"}
-    if names == {"bool"}:
-        return "boolean"
-    if names == {"int"}:
-        return "integer"
-    if names == {"list"} or str(annotation).startswith("list"):
+    if get_origin(annotation) is list:
         return "list"
-    return "text"
+    if annotation not in _KINDS:
+        raise TypeError(f"no SCHEMA kind for options of type {annotation!r}")
+    return _KINDS[annotation]
 
 
 def option_fields(*, suggestions: bool = True) -> list[dict[str, Any]]:
@@ -205,7 +207,7 @@ def option_fields(*, suggestions: bool = True) -> list[dict[str, Any]]:
     fields = []
     for name, info in ProtectOptions.model_fields.items():
         extra = dict(info.json_schema_extra or {})  # type: ignore[arg-type]
-        entry: dict[str, Any] = {"name": name, "kind": _kind(info), "label": extra["label"],
+        entry: dict[str, Any] = {"name": name, "kind": _kind(info.annotation), "label": extra["label"],
                                  "help": info.description or "", "default": info.get_default(call_default_factory=True)}
         if "choices" in extra:
             entry["choices"] = extra["choices"]

@@ -11,7 +11,6 @@ from fixative.options import ProtectOptions
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
 
-
 CLI_ONLY = {"target_style": {"metavar": "NAME|PATH|auto", "help_suffix": "; or a style image file"}}
 """What only the command line adds to a schema field (a file path where the API takes an upload)."""
 
