@@ -160,11 +160,6 @@ class ProtectOptions(BaseModel):
         return value
 
 
-def as_options(options: ProtectOptions | dict[str, Any] | None) -> ProtectOptions:
-    """Shorthand for ``ProtectOptions.coerce``."""
-    return ProtectOptions.coerce(options)
-
-
 def choice_values(field: str) -> list[str]:
     """The allowed values of a choice option, in menu order (what the lookup tables are keyed by)."""
     return list(get_args(ProtectOptions.model_fields[field].annotation))
