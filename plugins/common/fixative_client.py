@@ -33,7 +33,6 @@ __all__ = [
     "FixativeClient", "state_dir", "config_dir", "discovery_file", "plugin_config_file",
 ]
 
-APP = "fixative"
 TERMINAL_STATES = ("done", "failed", "cancelled")
 _TEXT = type("")
 
