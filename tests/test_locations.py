@@ -3,7 +3,6 @@ the checkout and as installed, on Python 3 and 2.7) and the installer must find 
 
 from __future__ import annotations
 
-import glob
 import importlib.util
 import json
 import os
@@ -20,6 +19,7 @@ import pytest
 from fixative import locations, paths
 from tests.conftest import REPO
 from tests.helpers.install import run_installer
+from tests.test_gimp2 import find_python27
 
 RULES = REPO / "engine" / "fixative" / "locations.py"
 FOLDER_VARIABLES = ("XDG_CONFIG_HOME", "XDG_STATE_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME",
@@ -37,23 +37,7 @@ def load(path: Path, name: str):
     return module
 
 
-def find_python27() -> str | None:
-    """A working Python 2.7 (GIMP 2.10's), found before the tests change HOME."""
-    candidates = [os.environ.get("FIXATIVE_PYTHON27", "")]
-    candidates += sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/2.7*/bin/python2.7")))
-    candidates += [shutil.which("python2.7") or ""]
-    for candidate in filter(None, candidates):
-        try:
-            done = subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == (2, 7)"],
-                                  capture_output=True, timeout=30)
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if done.returncode == 0:
-            return candidate
-    return None
-
-
-PYTHON27 = find_python27()
+PYTHON27 = find_python27()  # before the tests change HOME
 
 
 @pytest.fixture
