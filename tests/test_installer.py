@@ -33,6 +33,7 @@ KRITARC_BEFORE = (
 
 
 def load_installer():
+    """installer/install.py as users run it; it makes the ``installer`` package importable."""
     spec = importlib.util.spec_from_file_location("fixative_installer_under_test", INSTALLER)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -40,7 +41,7 @@ def load_installer():
 
 
 installer = load_installer()
-
+from installer import engine_env, kritarc, plugin_files  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------
 # Fixtures: a small plug-in source tree (independent of the real plug-ins' progress), fake homes
@@ -345,33 +346,69 @@ def test_kritarc_value_the_user_set_is_restored(tmp_path, sources, clean_env):
      "[pythonic]\nenable_fixative_krita=false\n\n[python]\nenable_fixative_krita=true\n"),
 ])
 def test_ini_set_changes_one_key_only(text, expected):
-    updated = installer.ini_set(text, "python", "enable_fixative_krita", "true")
+    updated = kritarc.ini_set(text, "python", "enable_fixative_krita", "true")
     assert updated == expected
-    assert installer.ini_get(updated, "python", "enable_fixative_krita") == "true"
+    assert kritarc.ini_get(updated, "python", "enable_fixative_krita") == "true"
 
 
 # ---------------------------------------------------------------------------------------------
 # Finding editors, plans and errors
 
 
-def test_editors_on_path_get_folders_but_not_for_a_target_home(tmp_path, sources, clean_env):
+def test_editors_on_path_krita_gets_a_folder_gimp_waits_for_its_first_run(tmp_path, sources,
+                                                                            clean_env):
     home = fake_home(tmp_path, clean_env, {"env": {}, "present": []})
+    (home / ".config/GIMP/2.10").mkdir(parents=True)  # an older GIMP's settings, to migrate
     bin_dir = tmp_path / "bin"
     for program in ("gimp-3.0", "krita"):
         write(bin_dir / program, "#!/bin/sh\nexit 0\n", 0o755)
     clean_env.setenv("PATH", str(bin_dir))
-    code, lines = run_installer("--source", str(sources), "--skip-engine", "--use-current-env", "--platform", "linux")
+    args = ["--source", str(sources), "--skip-engine", "--use-current-env", "--platform", "linux"]
+    code, lines = run_installer(*args)
+    assert code == 0, lines
+    assert (home / ".local/share/krita/pykrita/fixative_krita.desktop").is_file()
+    assert (home / ".config/GIMP/2.10/plug-ins/fixative_protect.py").is_file()
+    assert not (home / ".config/GIMP/3.0").exists(), "GIMP 3.0 must create it (and migrate 2.10)"
+    note = next(line for line in lines if "GIMP 3.0 has not run yet" in line)
+    assert "fixative install-plugins" in note and str(home / ".config/GIMP/3.0") in note
+
+    (home / ".config/GIMP/3.0").mkdir()  # GIMP 3.0's first run
+    code, lines = run_installer(*args)
     assert code == 0, lines
     assert (home / ".config/GIMP/3.0/plug-ins/fixative_protect/fixative_protect.py").is_file()
-    assert (home / ".local/share/krita/pykrita/fixative_krita.desktop").is_file()
-    assert not (home / ".config/GIMP/2.10").exists()
+    assert not any("has not run yet" in line for line in lines)
+    assert run_installer("--uninstall", "--platform", "linux")[0] == 0
+    assert sorted(p.name for p in (home / ".config/GIMP").iterdir()) == ["2.10", "3.0"], \
+        "uninstall removes only the folders the installer created"
 
     other = tmp_path / "other-home"
     other.mkdir()
-    code, _ = run_installer("--source", str(sources), "--skip-engine", "--use-current-env", "--platform", "linux",
-                            "--target-home", str(other))
+    code, _ = run_installer(*args, "--target-home", str(other))
     assert code == 1, "programs on this machine's PATH say nothing about another home"
     assert list(other.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_gimp_version_flag_never_creates_a_gimp_folder(name, tmp_path, sources, clean_env):
+    """--gimp-version X.Y installs only into a folder GIMP X.Y made; else it says how to finish."""
+    layout = LAYOUTS[name]
+    home = fake_home(tmp_path, clean_env, layout)
+    gimp_root = (home / layout["gimp3"]).parents[2]
+    before = snapshot(home)
+    args = ["--source", str(sources), "--skip-engine", "--use-current-env",
+            "--platform", layout["platform"]]
+    code, lines = run_installer(*args, "--gimp", "--gimp-version", "3.2")
+    assert code == 0, lines
+    assert (home / layout["gimp3"] / "fixative_protect.py").is_file()
+    notes = [line for line in lines if "GIMP 3.2 has not run yet" in line]
+    if name == "flatpak":  # Flatpak's GIMP 3.2 has run: nothing to wait for
+        assert notes == []
+    else:
+        assert len(notes) == 1 and "python installer/install.py" in notes[0]
+    assert sorted(p.name for p in gimp_root.iterdir()) == sorted(
+        Path(folder).name for folder in layout["present"] if "GIMP" in folder)
+    assert run_installer("--uninstall", "--platform", layout["platform"])[0] == 0
+    assert contents(snapshot(home)) == contents(before)
 
 
 def test_no_editor_is_a_clear_error_and_writes_nothing(tmp_path, sources, clean_env, capsys):
@@ -382,10 +419,13 @@ def test_no_editor_is_a_clear_error_and_writes_nothing(tmp_path, sources, clean_
     assert "no editor to install into" in capsys.readouterr().err
     assert list(home.iterdir()) == []
     code, _ = run_installer("--source", str(sources), "--gimp", "--target-home", str(home))
-    assert code == 1 and "--gimp-version" in capsys.readouterr().err
+    assert code == 1 and "Start GIMP once" in capsys.readouterr().err
     code, _ = run_installer("--source", str(sources), "--gimp-version", "2.8",
                             "--target-home", str(home))
     assert code == 1 and "not supported" in capsys.readouterr().err
+    code, _ = run_installer("--source", str(sources), "--gimp-version", "3.0",
+                            "--target-home", str(home))
+    assert code == 1 and "GIMP 3.0 has not run yet" in capsys.readouterr().err
     assert list(home.iterdir()) == []
 
 
@@ -481,10 +521,12 @@ def test_zip_is_accepted_by_kritas_own_importer(tmp_path, sources):
 
 def test_real_plugin_sources_install_and_compile(tmp_path, clean_env):
     """The checkout's real plug-ins install into a target home (as the real-editor tests do)."""
-    real = installer.Sources(REPO)
+    real = plugin_files.Sources(REPO)
     if not (real.has("krita") and real.has("gimp", "3.0") and real.has("gimp", "2.10")):
         pytest.skip("the checkout does not have all three plug-ins yet")
     home = tmp_path / "target"
+    for version in ("3.0", "2.10"):  # as GIMP's first run leaves them
+        (home / ".config/GIMP" / version).mkdir(parents=True)
     code, lines = run_installer("--target-home", str(home), "--skip-engine", "--use-current-env",
                                 "--krita", "--gimp-version", "3.0", "--gimp-version", "2.10")
     assert code == 0, lines
@@ -500,6 +542,7 @@ def test_real_plugin_sources_install_and_compile(tmp_path, clean_env):
             py_compile.compile(str(path), cfile=str(tmp_path / "check.pyc"), doraise=True)
     assert run_installer("--uninstall", "--target-home", str(home))[0] == 0
     assert [p for p in home.rglob("*") if p.is_file()] == []
+    assert sorted(p.name for p in (home / ".config/GIMP").iterdir()) == ["2.10", "3.0"]
 
 
 def test_fixative_install_plugins_verb_uses_the_current_environment(tmp_path, sources):
@@ -538,7 +581,7 @@ def test_real_venv_with_pip_install_of_the_project(tmp_path, clean_env, capsys):
     python = venv / "bin" / "python"
     config = json.loads((home / ".config/fixative/plugin.json").read_text())
     assert config["engine_command"] == [str(python)] + ENGINE_TAIL
-    assert installer.installed_engine_version(python) == installer.project_version(REPO)
+    assert engine_env.installed_engine_version(python) == plugin_files.project_version(REPO)
 
     code, lines = run_installer("--target-home", str(home), "--krita", "--no-models",
                                 "--source", str(REPO))
@@ -566,7 +609,7 @@ def test_installer_runs_on_python_3_8(tmp_path):
     if python is None:
         pytest.skip("no Python 3.8 interpreter here")
     home = tmp_path / "home"
-    home.mkdir()
+    (home / ".config/GIMP/3.0").mkdir(parents=True)  # as GIMP 3.0's first run leaves it
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "FIXATIVE_HOME"))}
     base = [python, str(INSTALLER), "--target-home", str(home), "--skip-engine",
             "--use-current-env"]
@@ -577,4 +620,5 @@ def test_installer_runs_on_python_3_8(tmp_path):
     done = subprocess.run(base + ["--uninstall"], capture_output=True, text=True, env=env,
                           timeout=120)
     assert done.returncode == 0, done.stderr
-    assert list(home.iterdir()) == []
+    assert [p for p in home.rglob("*") if p.is_file()] == []
+    assert (home / ".config/GIMP/3.0").is_dir(), "GIMP's own folder stays"

@@ -1,53 +1,44 @@
-"""Where Fixative keeps its files. ``FIXATIVE_HOME`` puts everything under one folder (tests use it).
+"""Where Fixative keeps its files, as Paths. ``FIXATIVE_HOME`` puts everything under one folder.
 
-The stdlib plugin client (plugins/common/fixative_client.py) mirrors these rules; keep them in step.
+The rules themselves live in ``fixative/locations.py``, the one file the plug-in client and the
+installer use too (the installer copies it beside the client), so all three always agree.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import platformdirs
+from fixative import locations
 
-APP = "fixative"
-
-
-def _home() -> Path | None:
-    value = os.environ.get("FIXATIVE_HOME")
-    return Path(value).expanduser() if value else None
+APP = locations.APP
 
 
 def config_dir() -> Path:
     """Plugin config (engine command) lives here: ``plugin.json``."""
-    home = _home()
-    return home / "config" if home else Path(platformdirs.user_config_dir(APP, appauthor=False))
+    return Path(locations.config_dir())
 
 
 def state_dir() -> Path:
     """The engine discovery file ``engine.json`` lives here."""
-    home = _home()
-    return home / "state" if home else Path(platformdirs.user_state_dir(APP, appauthor=False))
+    return Path(locations.state_dir())
 
 
 def cache_dir() -> Path:
     """Downloaded model weights live in ``models/`` below this."""
-    home = _home()
-    return home / "cache" if home else Path(platformdirs.user_cache_dir(APP, appauthor=False))
+    return Path(locations.cache_dir())
 
 
 def data_dir() -> Path:
     """The installer's engine virtual environment and manifest live here."""
-    home = _home()
-    return home / "data" if home else Path(platformdirs.user_data_dir(APP, appauthor=False))
+    return Path(locations.data_dir())
 
 
 def discovery_file() -> Path:
-    return state_dir() / "engine.json"
+    return Path(locations.discovery_file())
 
 
 def plugin_config_file() -> Path:
-    return config_dir() / "plugin.json"
+    return Path(locations.plugin_config_file())
 
 
 def model_cache_dir() -> Path:

@@ -2,8 +2,8 @@
 """Talks to the local Fixative engine for the Krita and GIMP plugins.
 
 Standard library only and Python 2.7 compatible, because GIMP 2.10 ships Python 2.7 and editors
-never have pip packages. The engine contract is docs/engine-api.md; the folder rules mirror
-engine/fixative/paths.py (keep them in step).
+never have pip packages. The engine contract is docs/engine-api.md; the folder rules are
+engine/fixative/locations.py, shared with the engine and the installer.
 """
 
 from __future__ import absolute_import, division, print_function, unicode_literals
@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+import types
 
 try:  # Python 3
     from urllib.error import HTTPError, URLError
@@ -32,7 +33,6 @@ __all__ = [
     "FixativeClient", "state_dir", "config_dir", "discovery_file", "plugin_config_file",
 ]
 
-APP = "fixative"
 TERMINAL_STATES = ("done", "failed", "cancelled")
 _TEXT = type("")
 
@@ -70,47 +70,47 @@ class Cancelled(FixativeClientError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Folders: the same rules as engine/fixative/paths.py (platformdirs with appauthor=False).
+# Folders: the rules live in one file shared with the engine and the installer
+# (engine/fixative/locations.py); the installer copies it beside this one as fixative_locations.py.
 
 
-def _home_override():
-    value = os.environ.get("FIXATIVE_HOME")
-    return os.path.expanduser(value) if value else None
+def _load_folder_rules():
+    """The shared folder rules: the copy beside this file (installed plug-ins), else the engine's
+    file in a source checkout (tests, running from plugins/common)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    candidates = (os.path.join(here, "fixative_locations.py"),
+                  os.path.join(here, os.pardir, os.pardir, "engine", "fixative", "locations.py"))
+    for path in candidates:
+        if os.path.isfile(path):
+            module = types.ModuleType(str("fixative_locations"))
+            module.__file__ = path
+            with open(path, "rb") as handle:
+                code = compile(handle.read(), path, "exec", 0, True)
+            exec(code, module.__dict__)
+            return module
+    raise ImportError("fixative_locations.py is missing next to %s; reinstall the plug-in with "
+                      "the Fixative installer." % here)
 
 
-def _platform_dir(xdg_variable, xdg_default):
-    if sys.platform.startswith("win"):
-        base = os.environ.get("LOCALAPPDATA") or os.path.join(
-            os.path.expanduser("~"), "AppData", "Local")
-        return os.path.join(base, APP)
-    if sys.platform == "darwin":
-        return os.path.join(os.path.expanduser("~"), "Library", "Application Support", APP)
-    base = os.environ.get(xdg_variable, "").strip() or os.path.expanduser(xdg_default)
-    return os.path.join(base, APP)
+_locations = _load_folder_rules()
 
 
 def state_dir():
     """Where the engine writes its discovery file ``engine.json``."""
-    home = _home_override()
-    if home:
-        return os.path.join(home, "state")
-    return _platform_dir("XDG_STATE_HOME", "~/.local/state")
+    return _locations.state_dir()
 
 
 def config_dir():
     """Where the installer writes ``plugin.json`` (the command that starts the engine)."""
-    home = _home_override()
-    if home:
-        return os.path.join(home, "config")
-    return _platform_dir("XDG_CONFIG_HOME", "~/.config")
+    return _locations.config_dir()
 
 
 def discovery_file():
-    return os.path.join(state_dir(), "engine.json")
+    return _locations.discovery_file()
 
 
 def plugin_config_file():
-    return os.path.join(config_dir(), "plugin.json")
+    return _locations.plugin_config_file()
 
 
 def _read_json_file(path):

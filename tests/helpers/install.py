@@ -10,6 +10,11 @@ from tests.conftest import REPO
 
 
 def run_installer(home: Path, *flags: str) -> None:
+    """The installer with ``flags``; a ``--gimp-version X.Y`` folder is made first, as GIMP X.Y's
+    first run would (the installer never creates GIMP's own folder)."""
+    for flag, value in zip(flags, flags[1:], strict=False):
+        if flag == "--gimp-version":
+            (home / ".config" / "GIMP" / value).mkdir(parents=True, exist_ok=True)
     spec = importlib.util.spec_from_file_location("fixative_installer", REPO / "installer" / "install.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -1,7 +1,8 @@
 """Finds the shared stdlib client and PNG modules.
 
-The installer copies ``fixative_client.py`` and ``fixative_png.py`` into this package; in the
-source tree they live in ``plugins/common``, two folders up.
+The installer copies ``fixative_client.py`` and ``fixative_png.py`` (with the client's folder rules,
+``fixative_locations.py``) into this package; in the source tree they live in ``plugins/common``,
+two folders up.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ mkdir -p "$out" "$work/data/krita/pykrita" "$work/config" "$work/home"
 cp -r "$repo/plugins/krita/fixative_krita" "$work/data/krita/pykrita/"
 cp "$repo/plugins/common/fixative_client.py" "$repo/plugins/common/fixative_png.py" \
    "$work/data/krita/pykrita/fixative_krita/"
+cp "$repo/engine/fixative/locations.py" "$work/data/krita/pykrita/fixative_krita/fixative_locations.py"
 cp "$repo/plugins/krita/fixative_krita.desktop" "$work/data/krita/pykrita/"
 cp -r "$repo/tests/krita/screenshot/fixative_shot" "$repo/tests/krita/screenshot/fixative_shot.desktop" \
    "$work/data/krita/pykrita/"
