@@ -35,7 +35,8 @@ from pathlib import Path
 APP = "fixative"
 MANIFEST_NAME = "install-manifest.json"
 VENV_NAME = "engine-venv"
-CLIENT_FILES = ("fixative_client.py", "fixative_png.py")
+CLIENT_FILES = ("fixative_client.py", "fixative_png.py", "fixative_options.py", "fixative_plugin.py",
+                "fixative_options_fallback.json")
 KRITA_PLUGIN = "fixative_krita"
 GIMP_PLUGIN = "fixative_protect"
 KRITARC_SECTION = "python"
