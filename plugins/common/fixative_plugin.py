@@ -107,13 +107,15 @@ def done_text(layer_name, report=None):
     """One line when finished: what was added and, when the report says it, how protected."""
     report = report or {}
     summary = report.get("summary")
-    text = "Added '%s'." % layer_name
+    text = "Added '%s'" % layer_name
     if isinstance(summary, type("")) and summary.strip():
-        return "%s %s" % (text, summary.strip())
-    details = ["%s %s" % (key.upper() if key == "psnr" else key,
-                          ("%.1f" % report[key]) if isinstance(report[key], float) else report[key])
-               for key in ("psnr", "seconds") if key in report]
-    return "%s (%s)" % (text, ", ".join(details)) if details else text
+        return "%s. %s" % (text, summary.strip())
+    details = []
+    if isinstance(report.get("psnr"), (int, float)):
+        details.append("PSNR %.1f dB" % report["psnr"])
+    if isinstance(report.get("seconds"), (int, float)):
+        details.append("%.0f s" % report["seconds"])
+    return "%s (%s)." % (text, ", ".join(details)) if details else text + "."
 
 
 def error_text(exc):
