@@ -19,7 +19,8 @@ from fixative_client import FixativeClient, FixativeClientError, PluginError
 
 __all__ = [
     "SCHEMA_VERSION", "CACHE_FILE", "FALLBACK_FILE", "OptionsError", "is_schema", "fallback_schema",
-    "cached_schema", "load_schema", "dialog_fields", "field_named", "choice_values",
+    "cached_schema", "load_schema", "dialog_fields", "script_argument_fields", "field_named",
+    "label_of", "choice_values",
     "choice_labels", "choice_from_index", "index_of_choice", "field_enabled", "build_options",
 ]
 
@@ -107,6 +108,19 @@ def load_schema(client=None, info=None, ask_engine=True):
 def dialog_fields(schema):
     """The fields the dialogs show, in the schema's order."""
     return [field for field in schema["fields"] if field.get("dialog")]
+
+
+# GIMP scripts pass these positionally, in this order, before new-layer: they stay first.
+SCRIPT_ARGUMENT_ORDER = ("mode", "intensity", "quality", "robustness", "target_style", "concept",
+                         "target_concept")
+
+
+def script_argument_fields(schema):
+    """``(leading, extra)`` dialog fields for a GIMP procedure: the historical seven in their
+    order (scripts rely on it), then every other dialog field in the schema's order."""
+    fields = dialog_fields(schema)
+    leading = [field for name in SCRIPT_ARGUMENT_ORDER for field in fields if field["name"] == name]
+    return leading, [field for field in fields if field not in leading]
 
 
 def field_named(schema, name):

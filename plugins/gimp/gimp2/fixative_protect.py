@@ -21,9 +21,6 @@ from gimpfu import error as GimpFuError
 
 PROCEDURE_NAME = "python-fu-fixative-protect"
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
-# Batch callers pass these positionally, in this order, before new-layer: keep them first.
-LEADING_OPTIONS = ("mode", "intensity", "quality", "robustness", "target_style", "concept",
-                   "target_concept")
 
 
 def _add_common_to_path():
@@ -59,13 +56,6 @@ def _native(text):
     return text
 
 
-def option_fields(schema):
-    """The dialog's fields in parameter order: the historical seven first, then the rest."""
-    fields = fixative_options.dialog_fields(schema)
-    leading = [field for name in LEADING_OPTIONS for field in fields if field["name"] == name]
-    return leading, [field for field in fields if field not in leading]
-
-
 def _param(field):
     """One gimpfu parameter tuple for a schema field (PF_OPTION passes the choice's index)."""
     name = _native(field["name"].replace("_", "-"))
@@ -84,7 +74,7 @@ def _param(field):
 
 
 SCHEMA = fixative_options.load_schema()
-LEADING_FIELDS, EXTRA_FIELDS = option_fields(SCHEMA)
+LEADING_FIELDS, EXTRA_FIELDS = fixative_options.script_argument_fields(SCHEMA)
 PARAMS = ([(PF_IMAGE, "image", "Input image", None),
            (PF_DRAWABLE, "drawable", "Input drawable", None)]
           + [_param(field) for field in LEADING_FIELDS]

@@ -23,9 +23,6 @@ from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 PROCEDURE_NAME = "python-fu-fixative-protect"
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 EIGHT_BIT_PRECISIONS = ("U8_LINEAR", "U8_NON_LINEAR", "U8_PERCEPTUAL")
-# Scripts pass these in this order before new-layer (as in GIMP 2.10): keep them first.
-LEADING_OPTIONS = ("mode", "intensity", "quality", "robustness", "target_style", "concept",
-                   "target_concept")
 INT_RANGE = (-2**31, 2**31 - 1)
 
 
@@ -51,13 +48,6 @@ except ImportError as _exc:  # pragma: no cover - a broken installation
 
 PluginError = fixative_plugin.PluginError
 SCHEMA = {"current": None}  # the option schema the procedure was registered with
-
-
-def option_fields(schema):
-    """The dialog's fields in argument order: the historical seven first, then the rest."""
-    fields = fixative_options.dialog_fields(schema)
-    leading = [field for name in LEADING_OPTIONS for field in fields if field["name"] == name]
-    return leading, [field for field in fields if field not in leading]
 
 
 def argument_name(field):
@@ -140,7 +130,7 @@ def check_target(image, drawables):
 
 def read_options(config, schema):
     """Engine options (ProtectOptions field names) from the procedure's arguments."""
-    leading, extra = option_fields(schema)
+    leading, extra = fixative_options.script_argument_fields(schema)
     values = {field["name"]: config.get_property(argument_name(field)) for field in leading + extra}
     return fixative_options.build_options(schema, values)
 
@@ -302,7 +292,7 @@ class FixativeProtect(Gimp.PlugIn):
             name)
         procedure.set_attribution("Fixative contributors", "MIT License", "2025")
         SCHEMA["current"] = fixative_options.load_schema()
-        leading, extra = option_fields(SCHEMA["current"])
+        leading, extra = fixative_options.script_argument_fields(SCHEMA["current"])
         for field in leading:
             add_option_argument(procedure, field)
         procedure.add_boolean_argument("new-layer", "Result as a new layer",
