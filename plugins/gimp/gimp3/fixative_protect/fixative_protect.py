@@ -68,6 +68,7 @@ def add_option_argument(procedure, field):
     help_text, default, kind = field.get("help") or "", field.get("default"), field["kind"]
     flags = GObject.ParamFlags.READWRITE
     if kind == "choice":
+        default = fixative_options.choice_values(field)[fixative_options.index_of_choice(field, default)]
         procedure.add_choice_argument(name, label, help_text, _make_choice(field), str(default),
                                       flags)
     elif kind == "integer":
