@@ -1,7 +1,8 @@
 """The plug-in files in a source checkout, what each editor gets, and the zip for Krita's importer.
 
-Every plug-in folder gets the shared client files beside the plug-in: ``fixative_client.py``,
-``fixative_png.py`` (from plugins/common) and ``fixative_locations.py`` (the folder rules, from
+Every plug-in folder gets the shared plug-in layer beside the plug-in: ``fixative_client.py``,
+``fixative_png.py``, ``fixative_options.py`` (+ its fallback schema), ``fixative_plugin.py`` (from
+plugins/common) and ``fixative_locations.py`` (the folder rules, from
 engine/fixative/locations.py, so the plug-ins and the engine agree on where things are).
 """
 
@@ -18,7 +19,8 @@ from installer.manifest import EXECUTABLE, REGULAR, PlannedFile
 from installer.report import InstallError, Reporter
 
 GIMP_PLUGIN = "fixative_protect"
-CLIENT_FILES = ("fixative_client.py", "fixative_png.py")
+CLIENT_FILES = ("fixative_client.py", "fixative_png.py", "fixative_options.py", "fixative_plugin.py",
+                "fixative_options_fallback.json")
 SHARED_RULES_NAME = "fixative_locations.py"
 SHARED_RULES_SOURCE = Path("engine") / "fixative" / "locations.py"
 SKIPPED_NAMES = ("__pycache__", ".ruff_cache", ".pytest_cache", ".mypy_cache")

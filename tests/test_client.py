@@ -376,3 +376,155 @@ def test_real_engine_protects_a_small_painting(running_engine):
     assert changed.max() > 0
     assert changed.max() <= 32  # an imperceptible budget, not a new picture
     assert report and progress
+
+
+# -- the shared plug-in layer: option schema ----------------------------------------------------
+
+import fixative_options as fo  # noqa: E402
+import fixative_plugin as fp  # noqa: E402
+
+FALLBACK = REPO / "plugins" / "common" / fo.FALLBACK_FILE
+
+
+def with_dummy(schema: dict) -> dict:
+    schema = json.loads(json.dumps(schema))
+    schema["fields"].append({"name": "dummy", "kind": "integer", "label": "Dummy", "help": "",
+                             "default": 2, "minimum": 1, "maximum": 5, "dialog": True})
+    return schema
+
+
+def test_fallback_schema_equals_what_the_engine_publishes():
+    """The shipped copy is `fixative options-schema` verbatim; regenerate it with
+    `fixative options-schema > plugins/common/fixative_options_fallback.json`."""
+    env = {**os.environ, "PYTHONPATH": str(REPO / "engine")}
+    done = subprocess.run([sys.executable, "-m", "fixative.cli", "options-schema"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    if done.returncode != 0 and "invalid choice" in done.stderr:
+        pytest.skip("the engine has no `fixative options-schema` verb yet (issue 12, engine side)")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(FALLBACK.read_text()) == json.loads(done.stdout)
+
+
+def test_fallback_schema_values_are_accepted_by_the_engine():
+    from fixative.options import ProtectOptions
+
+    schema = fo.fallback_schema()
+    assert fo.is_schema(schema)
+    for field in schema["fields"]:
+        assert field["name"] in ProtectOptions.model_fields, field["name"]
+        for value in fo.choice_values(field) if field["kind"] == "choice" else []:
+            ProtectOptions(**{field["name"]: value})
+    assert [field["name"] for field in fo.dialog_fields(schema)] == [
+        "mode", "intensity", "quality", "robustness", "target_style", "concept", "target_concept"]
+
+
+def test_schema_comes_from_the_engine_then_the_cache_then_the_fallback(home):
+    fallback = fo.fallback_schema()
+    assert fo.load_schema() == fallback  # nothing running, nothing cached
+    state = home / "state"
+    state.mkdir(parents=True)
+    cached = with_dummy(fallback)
+    (state / fo.CACHE_FILE).write_text(json.dumps(cached))
+    assert fo.load_schema() == cached
+    engine = FakeEngine(state).start()
+    try:
+        assert fo.load_schema() == cached  # an engine without options_schema (older engine)
+        served = with_dummy(cached)
+        served["fields"][-1]["name"] = "served_dummy"
+        engine.options_schema = served
+        assert fo.load_schema() == served
+        assert fo.load_schema(ask_engine=False) == cached
+        assert fo.load_schema(info={"options_schema": fallback}) == fallback
+    finally:
+        engine.stop()
+    for broken in ("{not json", json.dumps({**cached, "version": 99}),
+                   json.dumps({"version": 1, "fields": [{"name": "x", "kind": "colour"}]})):
+        (state / fo.CACHE_FILE).write_text(broken)
+        assert fo.load_schema() == fallback, broken
+
+
+def test_build_options_checks_values_against_the_schema():
+    from fixative.options import ProtectOptions
+
+    schema = with_dummy(fo.fallback_schema())
+    values = {"mode": "style", "intensity": "high", "quality": "fast", "robustness": "off",
+              "target_style": "  ", "concept": "cat", "target_concept": "", "dummy": 4}
+    options = fo.build_options(schema, values)
+    # empty text falls back to the field's default or is left out; concept only applies to poison
+    assert options == {"mode": "style", "intensity": "high", "quality": "fast",
+                       "robustness": "off", "target_style": "auto", "dummy": 4}
+    options = fo.build_options(schema, {**values, "mode": "both", "target_concept": " dog "})
+    assert options["concept"] == "cat" and options["target_concept"] == "dog"
+    ProtectOptions(**{key: value for key, value in options.items() if key != "dummy"})
+    assert fo.build_options(schema, {"models": "taef2, sd15,", "seed": "7"}) == {
+        "models": ["taef2", "sd15"], "seed": 7}
+    with pytest.raises(fo.OptionsError, match="Quality must be one of fast, default, max, not 'slow'"):
+        fo.build_options(schema, {**values, "quality": "slow"})
+    with pytest.raises(fo.OptionsError, match="Dummy must be between 1 and 5, not 9"):
+        fo.build_options(schema, {**values, "dummy": 9})
+    with pytest.raises(fo.OptionsError, match="whole number"):
+        fo.build_options(schema, {**values, "dummy": "many"})
+    assert isinstance(fo.OptionsError("x"), fc.PluginError)
+    assert isinstance(fc.PluginError("x"), fc.FixativeClientError)
+
+
+def test_choice_indices_map_back_to_values():
+    field = fo.field_named(fo.fallback_schema(), "robustness")
+    assert [fo.choice_from_index(field, index) for index in range(3)] == ["off", "standard", "strong"]
+    assert fo.index_of_choice(field, "standard") == 1 and fo.index_of_choice(field, "nope") == 0
+    with pytest.raises(fo.OptionsError, match=r"Robustness must be one of off, standard, strong "
+                                              r"\(an index from 0 to 2\), not 3"):
+        fo.choice_from_index(field, 3)
+
+
+# -- the shared plug-in layer: round trip and words --------------------------------------------
+
+def test_progress_text_says_steps_and_time_left_never_loss():
+    assert fp.progress_text("optimising (step 16/30, loss 0.412)", 40.2) == \
+        "step 16 of 30, about 40 s left"
+    assert fp.progress_text("optimising (step 3/30, loss 1.2e-3)", None) == "step 3 of 30"
+    assert fp.progress_text("encoding the result", 125) == "encoding the result, about 2 min 05 s left"
+    assert fp.progress_text("", 0.4) == "protecting"
+    assert "loss" not in fp.progress_text("refining (loss 0.2)", 3)
+
+
+def test_done_text_prefers_the_reports_summary():
+    summary = "To a person: no visible change. To the model: a cubist picture."
+    assert fp.done_text("Paint (protected)", {"summary": summary, "psnr": 41.0}) == \
+        "Added 'Paint (protected)'. " + summary
+    assert fp.done_text("Paint (protected)", {"psnr": 41.04, "seconds": 12.4}) == \
+        "Added 'Paint (protected)' (PSNR 41.0 dB, 12 s)."
+    assert fp.done_text("Paint (protected)", None) == "Added 'Paint (protected)'."
+
+
+def test_error_texts():
+    assert fp.error_text(fc.PluginError("Select a layer.")) == "Fixative: Select a layer."
+    assert fp.error_text(fc.EngineUnreachable("No engine.")) == \
+        "Fixative: No engine. The image was not changed."
+    assert fp.error_text(KeyError("x")).startswith("Fixative: unexpected error (KeyError")
+
+
+def test_round_trip_size_checks():
+    samples = bytes(range(48))
+    png = fp.encode_layer(4, 3, 4, 8, samples)
+    assert fp.decode_result(png, 4, 3, 4, 8) == samples
+    fp.check_result_size(png, 4, 3)
+    with pytest.raises(fc.PluginError, match="sent back a 4x3 4-channel 8-bit image for a 3x4"):
+        fp.decode_result(png, 3, 4, 4, 8)
+    with pytest.raises(fc.PluginError, match="sent back a 4x3 image for a 4x4 layer"):
+        fp.check_result_size(png, 4, 4)
+    with pytest.raises(fc.PluginError, match="cannot read"):
+        fp.decode_result(b"not a png", 4, 3, 4, 8)
+    with pytest.raises(fc.PluginError, match="at most 100"):
+        fp.check_layer_size({"limits": {"max_pixels": 100}}, 20, 10)
+    fp.check_layer_size({"limits": {"max_pixels": 200}}, 20, 10)
+
+
+def test_protect_fetches_report_and_preview_in_one_call(engine):
+    client = fc.FixativeClient()
+    client.connect()
+    image = np.dstack([painting(size=16), np.full((16, 16), 255, np.uint8)])
+    outcome = client.protect(png_bytes(image), {"quality": "fast"}, fetch_preview=True)
+    assert outcome.report["psnr"] == 42.0
+    assert fixative_png.decode_png(outcome.preview)[:2] == (6, 2)
+    assert fixative_png.decode_png(outcome.result)[:2] == (16, 16)

@@ -57,7 +57,10 @@ def gimp2(monkeypatch, tmp_path):
     temp_root = tmp_path / "temp"
     temp_root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(temp_root))
-    loaded = load_plugin()
+    with monkeypatch.context() as registration:
+        # Registration reads the option schema; an empty home gives the shipped fallback copy.
+        registration.setenv("FIXATIVE_HOME", str(tmp_path / "registration-home"))
+        loaded = load_plugin()
     loaded.temp_root = temp_root
     yield loaded
     for name in FAKE_MODULES:
@@ -140,9 +143,13 @@ def test_registration_matches_gimp3_procedure(gimp2):
     options = {entry[1]: entry for entry in gimp2.gimpfu._registered_plugins_[
         "python-fu-fixative-protect"][8] if entry[0] == gimp2.gimpfu.PF_OPTION}
     plugin = gimp2.plugin
-    for name, table in (("mode", plugin.MODES), ("intensity", plugin.INTENSITIES),
-                        ("quality", plugin.QUALITIES), ("robustness", plugin.ROBUSTNESS)):
-        assert options[name][4] == [label for _value, label in table]
+    schema = json.loads((COMMON / "fixative_options_fallback.json").read_text())
+    fields = {field["name"]: field for field in schema["fields"]}
+    for name in ("mode", "intensity", "quality", "robustness"):
+        assert options[name][4] == [choice["label"] for choice in fields[name]["choices"]]
+        default = [choice["value"] for choice in fields[name]["choices"]].index(
+            fields[name]["default"])
+        assert options[name][3] == default
     # the engine's own option names and values
     from fixative.options import ProtectOptions
 
@@ -236,6 +243,39 @@ def test_indexed_image_refused_before_contacting_engine(gimp2, fixative_home):
     assert image.layers == [layer]
 
 
+def test_a_new_schema_field_becomes_a_parameter(monkeypatch, tmp_path):
+    """A field added to the engine's cached schema shows up in the dialog and reaches the job."""
+    home = tmp_path / "home"
+    (home / "state").mkdir(parents=True)
+    schema = json.loads((COMMON / "fixative_options_fallback.json").read_text())
+    schema["fields"].append({"name": "dummy_level", "kind": "choice", "label": "Dummy level",
+                             "help": "test only", "default": "b", "dialog": True,
+                             "choices": [{"value": "a", "label": "A", "help": ""},
+                                         {"value": "b", "label": "B", "help": ""}]})
+    schema["fields"].append({"name": "dummy_count", "kind": "integer", "label": "Dummy count",
+                             "help": "test only", "default": 3, "minimum": 1, "maximum": 9,
+                             "dialog": True})
+    schema["fields"].append({"name": "hidden", "kind": "text", "label": "Hidden", "help": "",
+                             "default": "", "dialog": False})
+    (home / "state" / "options-schema.json").write_text(json.dumps(schema))
+    monkeypatch.setenv("FIXATIVE_HOME", str(home))
+    try:
+        loaded = load_plugin()
+        registered = loaded.gimpfu._registered_plugins_["python-fu-fixative-protect"][8]
+        assert [entry[1] for entry in registered] == PARAM_NAMES + ["dummy-level", "dummy-count"]
+        assert registered[-2][0] == loaded.gimpfu.PF_OPTION and registered[-2][3:] == (1, ["A", "B"])
+        assert registered[-1][0] == loaded.gimpfu.PF_INT and registered[-1][3] == 3
+        options = loaded.plugin.build_options(0, 1, 0, 0, "auto", "", "", 0, 7)
+        assert options["dummy_level"] == "a" and options["dummy_count"] == 7
+        with pytest.raises(loaded.plugin.PluginError, match="Dummy count must be between 1 and 9"):
+            loaded.plugin.build_options(0, 1, 0, 0, "auto", "", "", 0, 12)
+    finally:
+        for name in FAKE_MODULES:
+            sys.modules.pop(name, None)
+        if str(FAKE) in sys.path:
+            sys.path.remove(str(FAKE))
+
+
 def test_wrong_argument_count_is_a_calling_error(gimp2):
     image, layer = build_image(gimp2, painting(size=16))
     with pytest.raises(TypeError, match="takes 10 arguments"):
@@ -246,7 +286,8 @@ def test_vermin_python27_compatible():
     vermin = shutil.which("vermin")
     if vermin is None:
         pytest.skip("vermin is not installed (pip install vermin)")
-    files = [str(PLUGIN), str(COMMON / "fixative_client.py"), str(COMMON / "fixative_png.py")]
+    files = [str(PLUGIN)] + [str(COMMON / name) for name in (
+        "fixative_client.py", "fixative_png.py", "fixative_options.py", "fixative_plugin.py")]
     done = subprocess.run([vermin, "--target=2.7-", "--no-tips", "--violations", *files],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

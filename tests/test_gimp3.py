@@ -49,8 +49,9 @@ class GimpSetup:
             return str(host_path)
         return "/" + str(host_path.relative_to(self.chroot))
 
-    def home(self, scratch: Path) -> Path:
-        return CHROOT / "root" if self.chroot is not None else scratch / "gimp-home"
+    def home(self, work: Path) -> Path:
+        """GIMP's HOME: inside each run's own folder, so parallel runs never share a profile."""
+        return work / "gimp-home"
 
     def work_dir(self, scratch: Path) -> Path:
         if self.chroot is None:
@@ -72,8 +73,7 @@ def gimp_setup() -> GimpSetup:
 
 
 def install_plugin(gimp_home: Path) -> Path:
-    """Install with the real installer into GIMP 3.0's folder under ``gimp_home`` (the chroot's
-    /root), replacing an earlier test run's copy."""
+    """Install with the real installer into GIMP 3.0's folder under ``gimp_home``."""
     from tests.helpers.install import run_installer
 
     target = gimp_home / ".config" / "GIMP" / "3.0" / "plug-ins" / "fixative_protect"
@@ -81,7 +81,9 @@ def install_plugin(gimp_home: Path) -> Path:
         shutil.rmtree(target)
     run_installer(gimp_home, "--gimp", "--gimp-version", "3.0")
     assert os.access(target / "fixative_protect.py", os.X_OK)
-    assert (target / "fixative_client.py").is_file() and (target / "fixative_png.py").is_file()
+    for name in ("fixative_client.py", "fixative_png.py", "fixative_options.py",
+                 "fixative_plugin.py", "fixative_options_fallback.json"):
+        assert (target / name).is_file(), name
     return target
 
 
@@ -110,12 +112,13 @@ def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[d
         spec = {"out_dir": setup.inside(work), "cases": cases}
         (work / "spec.json").write_text(json.dumps(spec))
         shutil.copy2(GIMP_DIR / "gimp_batch.py", work / "gimp_batch.py")
-        install_plugin(setup.home(scratch))
+        install_plugin(setup.home(work))
 
         code = f"exec(open({setup.inside(work / 'gimp_batch.py')!r}).read())"
         gimp_args = ["gimp-console-3.0", "-i", "-d", "-f", "--no-splash",
                      "--batch-interpreter=python-fu-eval", "-b", code, "--quit"]
-        env_args = [f"FIXATIVE_HOME={setup.inside(home_inside)}",
+        env_args = [f"HOME={setup.inside(setup.home(work))}",
+                    f"FIXATIVE_HOME={setup.inside(home_inside)}",
                     f"FIXATIVE_GIMP_SPEC={setup.inside(work / 'spec.json')}"]
         if setup.chroot is not None:
             command = [str(GIMP_DIR / "run_in_chroot.sh"), str(setup.chroot), "env", *env_args,
@@ -123,8 +126,8 @@ def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[d
             env = None
         else:
             command = gimp_args
-            env = {"HOME": str(setup.home(scratch)), "PATH": os.environ.get("PATH", ""),
-                   "LANG": "C.UTF-8", **dict(arg.split("=", 1) for arg in env_args)}
+            env = {"PATH": os.environ.get("PATH", ""), "LANG": "C.UTF-8",
+                   **dict(arg.split("=", 1) for arg in env_args)}
         done = subprocess.run(command, capture_output=True, text=True, timeout=GIMP_TIMEOUT_S,
                               env=env)
         log = f"exit {done.returncode}\nstdout:\n{done.stdout[-4000:]}\nstderr:\n{done.stderr[-6000:]}"
@@ -295,3 +298,34 @@ def test_engine_stopped_gives_clear_error_and_unchanged_image(gimp_setup, fixati
     assert case["after_layers"] == case["before_layers"]
     assert case["pixels"]["source-after"] == case["pixels"]["before"]
     assert message.split(":", 1)[1].strip()[:40] in verdict["log"], "no Gimp.message shown"
+
+
+def test_a_new_schema_field_becomes_a_procedure_argument(gimp_setup, fixative_home, tmp_path):
+    """A field added to the engine's cached options-schema.json is registered in real GIMP 3."""
+    schema = json.loads((COMMON_DIR / "fixative_options_fallback.json").read_text())
+    schema["fields"] += [
+        {"name": "dummy_level", "kind": "choice", "label": "Dummy level", "help": "test only",
+         "default": "b", "dialog": True,
+         "choices": [{"value": "a", "label": "A", "help": ""},
+                     {"value": "b", "label": "B", "help": ""}]},
+        {"name": "dummy_count", "kind": "integer", "label": "Dummy count", "help": "test only",
+         "default": 3, "minimum": 1, "maximum": 9, "dialog": True},
+        {"name": "dummy_hidden", "kind": "text", "label": "Hidden", "help": "", "default": "",
+         "dialog": False},
+    ]
+    (fixative_home / "state").mkdir(parents=True, exist_ok=True)
+    (fixative_home / "state" / "options-schema.json").write_text(json.dumps(schema))
+    verdict = run_gimp(gimp_setup, tmp_path, fixative_home, [])
+    arguments = verdict["arguments"]
+    assert isinstance(arguments, list), f"{arguments}\n{verdict['log']}"
+    names = [argument["name"] for argument in arguments]
+    assert names[-10:] == ["mode", "intensity", "quality", "robustness", "target-style",
+                           "concept", "target-concept", "new-layer", "dummy-level",
+                           "dummy-count"], names
+    by_name = {argument["name"]: argument for argument in arguments}
+    assert by_name["dummy-level"]["choices"] == ["a", "b"]
+    assert by_name["dummy-level"]["default"] == "b" and by_name["dummy-level"]["label"] == "Dummy level"
+    assert by_name["dummy-count"]["type"] == "gint" and by_name["dummy-count"]["default"] == 3
+    assert by_name["mode"]["choices"] == ["style", "poison", "both"]
+    assert by_name["concept"]["type"] == "gchararray" and by_name["concept"]["default"] == ""
+    assert "dummy-hidden" not in by_name

@@ -428,3 +428,87 @@ def test_jpeg_and_webp_metadata_survive_pillow(tmp_path):
     with pytest.raises(optout.MetadataError):
         optout.add_to_jpeg(b"not a jpeg")
     assert json.dumps(optout.OPT_OUT_XMP)
+
+
+# -- the option schema -------------------------------------------------------------------------
+
+def dummy_schema() -> dict:
+    """The shipped schema plus fields only a newer engine would have."""
+    schema = json.loads((REPO / "plugins" / "common" / "fixative_options_fallback.json").read_text())
+    schema["fields"] += [
+        {"name": "dummy_level", "kind": "choice", "label": "Dummy level", "help": "test only",
+         "default": "b", "dialog": True, "choices": [{"value": "a", "label": "A", "help": "first"},
+                                                     {"value": "b", "label": "B", "help": "second"}]},
+        {"name": "dummy_count", "kind": "integer", "label": "Dummy count", "help": "test only",
+         "default": 3, "minimum": 1, "maximum": 9, "dialog": True},
+        {"name": "dummy_flag", "kind": "boolean", "label": "Dummy flag", "help": "", "default": True,
+         "dialog": True, "enabled_when": {"mode": ["both"]}},
+        {"name": "dummy_hidden", "kind": "text", "label": "Hidden", "help": "", "default": "",
+         "dialog": False},
+    ]
+    return schema
+
+
+def form_labels(panel) -> list[str]:
+    form = panel.form_box.layout()
+    return [form.itemAt(row, form.ItemRole.LabelRole).widget().text() for row in range(form.rowCount())]
+
+
+def test_panel_widgets_come_from_the_cached_schema(app, tmp_path):
+    state = tmp_path / "home" / "state"
+    state.mkdir(parents=True)
+    (state / "options-schema.json").write_text(json.dumps(dummy_schema()))
+    document, node = make_document(app)
+    panel = ProtectPanel(lambda: (document, node))
+    assert form_labels(panel) == ["Mode", "Intensity", "Quality", "Robustness", "Target style",
+                                  "Concept", "Target concept", "Dummy level", "Dummy count",
+                                  "Dummy flag"]
+    from PyQt5 import QtWidgets
+
+    level, count, flag = (panel.fields[name] for name in ("dummy_level", "dummy_count", "dummy_flag"))
+    assert isinstance(level, QtWidgets.QComboBox) and level.currentData() == "b"
+    assert isinstance(count, QtWidgets.QSpinBox) and (count.minimum(), count.maximum()) == (1, 9)
+    assert isinstance(flag, QtWidgets.QCheckBox) and not flag.isEnabled()
+    assert "dummy_hidden" not in panel.fields
+    count.setValue(7)
+    options = panel.options()
+    assert options["dummy_level"] == "b" and options["dummy_count"] == 7
+    assert "dummy_flag" not in options  # only in mode "both"
+    panel.mode.setCurrentIndex(panel.mode.findData("both"))
+    assert flag.isEnabled() and panel.options()["dummy_flag"] is True
+
+
+def test_panel_takes_the_running_engines_schema_and_sends_the_new_field(app, engine):
+    engine.options_schema = dummy_schema()
+    document, node = make_document(app)
+    panel = ProtectPanel(lambda: (document, node))
+    assert "dummy_level" not in panel.fields  # nothing cached yet: the shipped schema
+    panel.quality.setCurrentIndex(panel.quality.findData("fast"))
+    panel.connect_engine(start=False)
+    assert _pump(lambda: panel.info is not None)
+    assert "Dummy level" in form_labels(panel)
+    assert panel.quality.currentData() == "fast", "values chosen before the rebuild are kept"
+    names = [panel.target_style.itemData(i) for i in range(panel.target_style.count())]
+    assert names == ["auto", "impasto", "woodblock", "cubist", "Choose image…"]
+    panel.fields["dummy_level"].setCurrentIndex(0)
+    job = panel.protect()
+    assert _pump(lambda: job.finished) and job.state == "done", job.error
+    sent = next(iter(engine.jobs.values())).options
+    assert sent["dummy_level"] == "a" and sent["dummy_count"] == 3 and sent["quality"] == "fast"
+
+
+def test_panel_progress_says_steps_and_time_not_loss(app):
+    document, node = make_document(app)
+    panel = ProtectPanel(lambda: (document, node))
+    panel._progressed(0.5, "optimising (step 16/30, loss 0.412)", 40.2)
+    assert panel.stage.text() == "50% — step 16 of 30, about 40 s left"
+
+
+def test_panel_done_line_shows_the_report_summary(app, engine):
+    engine.report_extra = {"summary": "To a person: no visible change; to the model: a cubist picture."}
+    document, node = make_document(app)
+    panel = ProtectPanel(lambda: (document, node))
+    job = panel.protect()
+    assert _pump(lambda: job.finished) and job.state == "done"
+    assert panel.stage.text() == ("Added 'Paint (protected)'. To a person: no visible change; to "
+                                  "the model: a cubist picture.")

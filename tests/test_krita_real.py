@@ -33,13 +33,15 @@ def install_plugin(home: Path) -> Path:
 
     run_installer(home, "--krita")
     pykrita = home / ".local" / "share" / "krita" / "pykrita"
-    assert (pykrita / "fixative_krita" / "fixative_client.py").is_file()
+    for name in ("fixative_client.py", "fixative_png.py", "fixative_options.py", "fixative_plugin.py",
+                 "fixative_options_fallback.json"):
+        assert (pykrita / "fixative_krita" / name).is_file(), name
     assert "enable_fixative_krita=true" in (home / ".config" / "kritarc").read_text()
     return pykrita
 
 
 def run_driver(tmp_path: Path, home: Path, depths: list[str], engine_stopped: bool = False,
-               gray: bool = False) -> dict:
+               gray: bool = False, panel: bool = False) -> dict:
     out = tmp_path / "out"
     out.mkdir()
     pykrita = install_plugin(tmp_path)
@@ -48,7 +50,8 @@ def run_driver(tmp_path: Path, home: Path, depths: list[str], engine_stopped: bo
     (tmp_path / "layer.rgba").write_bytes(rgba.tobytes())
     config = {"out": str(out), "home": str(home), "depths": depths, "options": OPTIONS,
               "doc_size": DOC_SIZE, "layer_box": LAYER_BOX, "rgba_path": str(tmp_path / "layer.rgba"),
-              "engine_stopped": engine_stopped, "gray": gray, "python": sys.executable}
+              "engine_stopped": engine_stopped, "gray": gray, "panel": panel,
+              "python": sys.executable}
     (tmp_path / "driver.json").write_text(json.dumps(config))
     env = dict(os.environ)
     env.update({"QT_QPA_PLATFORM": "offscreen", "FIXATIVE_HOME": str(home),
@@ -98,8 +101,16 @@ def test_krita_protect_layer_with_fake_engine(tmp_path):
     """Fast: real Krita and the installed plugin layout, a stand-in engine (exact changes)."""
     home = tmp_path / "home"
     engine = FakeEngine(home / "state", job_seconds=0.3).start()
+    schema = json.loads((REPO / "plugins" / "common" / "fixative_options_fallback.json").read_text())
+    schema["fields"] += [
+        {"name": "dummy_level", "kind": "choice", "label": "Dummy level", "help": "test only",
+         "default": "b", "dialog": True, "choices": [{"value": "a", "label": "A", "help": ""},
+                                                     {"value": "b", "label": "B", "help": ""}]},
+        {"name": "dummy_count", "kind": "integer", "label": "Dummy count", "help": "test only",
+         "default": 3, "minimum": 1, "maximum": 9, "dialog": True}]
+    (home / "state" / "options-schema.json").write_text(json.dumps(schema))  # as the engine caches it
     try:
-        verdict = run_driver(tmp_path, home, ["U8", "U16"], gray=True)
+        verdict = run_driver(tmp_path, home, ["U8", "U16"], gray=True, panel=True)
     finally:
         engine.stop()
     assert verdict["active_document_is_none"]  # measured: kritarunner has no window
@@ -113,6 +124,12 @@ def test_krita_protect_layer_with_fake_engine(tmp_path):
     assert gray["new_model"] == "RGBA" and gray["new_bounds"] == gray["source_bounds"]
     assert gray["names"][-1] == "Paint (protected)"
     assert len(engine.jobs) == 3
+    panel = verdict["panel"]
+    assert panel["labels"] == ["Mode", "Intensity", "Quality", "Robustness", "Target style", "Concept",
+                               "Target concept", "Dummy level", "Dummy count"], panel
+    assert panel["widgets"]["dummy_level"] == "QComboBox" and panel["widgets"]["dummy_count"] == "QSpinBox"
+    assert panel["widgets"]["concept"] == "QLineEdit"
+    assert panel["options"]["dummy_level"] == "b" and panel["options"]["dummy_count"] == 7
 
 
 def test_krita_protect_layer_with_real_engine(tmp_path, running_engine, fixative_home):

@@ -29,8 +29,8 @@ except ImportError:  # pragma: no cover - Python 2.7
     from httplib import HTTPException  # novermin
 
 __all__ = [
-    "FixativeClientError", "EngineNotInstalled", "EngineUnreachable", "JobFailed", "Cancelled",
-    "FixativeClient", "state_dir", "config_dir", "discovery_file", "plugin_config_file",
+    "FixativeClientError", "PluginError", "EngineNotInstalled", "EngineUnreachable", "JobFailed", "Cancelled",
+    "FixativeClient", "JobOutcome", "state_dir", "config_dir", "discovery_file", "plugin_config_file",
 ]
 
 TERMINAL_STATES = ("done", "failed", "cancelled")
@@ -46,6 +46,10 @@ class FixativeClientError(Exception):
 
     def __str__(self):
         return self.message
+
+
+class PluginError(FixativeClientError):
+    """A problem with the layer or the dialog's values that the artist can act on."""
 
 
 class EngineNotInstalled(FixativeClientError):
@@ -280,6 +284,14 @@ class FixativeClient(object):
             return False
 
     # -- discovery and start ------------------------------------------------------------------
+    def discovery_folder(self):
+        """The folder holding engine.json (and the engine's cached options-schema.json)."""
+        return os.path.dirname(self._discovery_path())
+
+    def find_running(self):
+        """Connect to an engine that is already running, never start one; True when found."""
+        return self._try_discovered()
+
     def _try_discovered(self):
         found = _read_json_file(self._discovery_path())
         if not found or not found.get("url") or not found.get("token"):
@@ -432,9 +444,13 @@ class FixativeClient(object):
     def report(self, job_id):
         return self._json("GET", "/v1/jobs/%s/report" % job_id)
 
-    def protect_bytes(self, image_bytes, options, on_progress=None, should_cancel=None,
-                      content_type="image/png", style_image=None, anchor=None):
-        """Submit, wait, fetch: returns ``(result_bytes, report_dict)``."""
+    def protect(self, image_bytes, options, on_progress=None, should_cancel=None,
+                content_type="image/png", style_image=None, anchor=None, fetch_preview=False):
+        """Submit, wait, fetch: the one protect path of every plug-in; returns a JobOutcome.
+
+        Blocks until the job ends, so GUI plug-ins call it from a worker thread (Krita) or
+        while the editor shows its own progress (GIMP). ``should_cancel`` is polled often.
+        """
         extension = _EXTENSIONS.get(content_type, "png")
         job_id = self.submit(image_bytes, options, content_type=content_type,
                              filename="layer.%s" % extension, style_image=style_image, anchor=anchor)
@@ -445,4 +461,27 @@ class FixativeClient(object):
             report = self.report(job_id)
         except JobFailed:
             report = {}
-        return self.result(job_id), report
+        preview = None
+        if fetch_preview:
+            try:
+                preview = self.preview(job_id)
+            except JobFailed:
+                preview = None
+        return JobOutcome(self.result(job_id), report, preview)
+
+    def protect_bytes(self, image_bytes, options, on_progress=None, should_cancel=None,
+                      content_type="image/png", style_image=None, anchor=None):
+        """``protect`` for callers that want ``(result_bytes, report_dict)``."""
+        outcome = self.protect(image_bytes, options, on_progress=on_progress,
+                               should_cancel=should_cancel, content_type=content_type,
+                               style_image=style_image, anchor=anchor)
+        return outcome.result, outcome.report
+
+
+class JobOutcome(object):
+    """What a finished job hands back: the encoded image, its report, optionally a preview."""
+
+    def __init__(self, result, report, preview=None):
+        self.result = result
+        self.report = report if isinstance(report, dict) else {}
+        self.preview = preview

@@ -111,10 +111,35 @@ def run_case(case, out_dir):
     return verdict
 
 
+def describe_arguments():
+    """The registered procedure's arguments: name, type, default and (for choices) the values."""
+    procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
+    if procedure is None:
+        return None
+    arguments = []
+    for spec in procedure.get_arguments():
+        entry = {"name": spec.get_name(), "type": spec.value_type.name,
+                 "label": spec.get_nick(), "help": spec.get_blurb()}
+        entry["spec"] = spec.__gtype__.name
+        if "Choice" in entry["spec"]:
+            entry["choices"] = list(Gimp.param_spec_choice_get_choice(spec).list_nicks())
+        try:
+            default = spec.get_default_value()
+            entry["default"] = default if isinstance(default, (str, int, float, bool)) else None
+        except (TypeError, AttributeError):
+            entry["default"] = None
+        arguments.append(entry)
+    return arguments
+
+
 def main():
     with open(os.environ["FIXATIVE_GIMP_SPEC"]) as handle:
         spec = json.load(handle)
     out_dir = spec["out_dir"]
+    try:
+        arguments = describe_arguments()
+    except Exception:
+        arguments = traceback.format_exc()
     verdicts = []
     for case in spec["cases"]:
         try:
@@ -123,7 +148,7 @@ def main():
             verdicts.append({"name": case["name"], "status": "harness-error",
                              "error": traceback.format_exc()})
     with open(os.path.join(out_dir, "verdict.json"), "w") as handle:
-        json.dump({"gimp_version": Gimp.version(), "cases": verdicts}, handle, indent=1)
+        json.dump({"gimp_version": Gimp.version(), "cases": verdicts, "arguments": arguments}, handle, indent=1)
 
 
 main()

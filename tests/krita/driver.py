@@ -130,6 +130,21 @@ def _gray(app, config):
             "names": _layer_names(document)}
 
 
+def _panel():
+    """The dock's panel built inside Krita: its option rows come from the option schema."""
+    from fixative_krita.panel import ProtectPanel
+
+    panel = ProtectPanel(lambda: (None, None))
+    form = panel.form_box.layout()
+    record = {"labels": [form.labelForField(widget).text() for widget in panel.fields.values()],
+              "widgets": {name: type(widget).__name__ for name, widget in panel.fields.items()}}
+    if "dummy_count" in panel.fields:
+        panel.fields["dummy_count"].setValue(7)
+    record["options"] = panel.options()
+    panel.deleteLater()
+    return record
+
+
 def main(*_args):
     config_path = os.environ["FIXATIVE_KRITA_DRIVER"]
     with open(config_path) as handle:
@@ -145,6 +160,8 @@ def main(*_args):
         verdict["active_document_is_none"] = app.activeDocument() is None
         for depth in config["depths"]:
             verdict[depth] = _protect(app, config, depth, out)
+        if config.get("panel"):
+            verdict["panel"] = _panel()
         if config.get("gray"):
             verdict["gray"] = _gray(app, config)
         if config.get("engine_stopped"):

@@ -83,6 +83,8 @@ class FakeEngine:
         self.jobs: dict[str, Job] = {}
         self.deleted: list[str] = []
         self.requests: list[tuple[str, str]] = []
+        self.options_schema: dict | None = None  # served in /v1/info when set
+        self.report_extra: dict = {}  # more keys for the job report (e.g. "summary")
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -139,7 +141,8 @@ class FakeEngine:
                     return None
                 parts = self.path.strip("/").split("/")
                 if self.path == "/v1/info":
-                    return self._json(200, {
+                    extra = {"options_schema": engine.options_schema} if engine.options_schema else {}
+                    return self._json(200, {**extra,
                         "version": "0.1.0", "device": "cpu",
                         "models": [{"name": "taef2", "available": True, "kind": "taesd"}],
                         "modes": ["style", "poison", "both"],
@@ -163,7 +166,8 @@ class FakeEngine:
                         return self._send(200, fixative_png.encode_png(
                             6, 2, 3, 8, bytes(range(36))), "image/png")
                     if parts[3] == "report":
-                        return self._json(200, {"steps": 3, "seconds": 0.1, "psnr": 42.0})
+                        return self._json(200, {"steps": 3, "seconds": 0.1, "psnr": 42.0,
+                                                **engine.report_extra})
                 return self._error(404, "not_found", "No such endpoint.")
 
             def do_POST(self):
@@ -190,9 +194,11 @@ class FakeEngine:
                 except ValueError as exc:
                     return self._error(400, "bad_image", f"The image is not a readable PNG: {exc}")
                 options = json.loads(parts["options"][2].decode()) if "options" in parts else {}
-                unknown = set(options) - {"mode", "intensity", "quality", "robustness",
-                                          "target_style", "concept", "target_concept", "models",
-                                          "device", "seed", "steps", "pipeline"}
+                known = ({field["name"] for field in engine.options_schema["fields"]}
+                         if engine.options_schema else
+                         {"mode", "intensity", "quality", "robustness", "target_style", "concept",
+                          "target_concept", "models", "device", "seed", "steps", "pipeline"})
+                unknown = set(options) - known
                 if unknown:
                     return self._error(422, "bad_options", f"Unknown option {sorted(unknown)[0]}.")
                 job = Job(parts["image"][2], options, parts, engine.job_seconds)

@@ -15,41 +15,38 @@ import shutil
 import sys
 import tempfile
 
-from gimpfu import (INDEXED, PF_DRAWABLE, PF_IMAGE, PF_OPTION, PF_STRING, PF_TOGGLE, gimp, main,
-                    pdb, register)
+from gimpfu import (INDEXED, PF_DRAWABLE, PF_IMAGE, PF_INT, PF_OPTION, PF_STRING, PF_TOGGLE, gimp,
+                    main, pdb, register)
 from gimpfu import error as GimpFuError
 
 PROCEDURE_NAME = "python-fu-fixative-protect"
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 
-# (engine value, label) per choice; GIMP 2 passes the index of the chosen label.
-MODES = [("style", "Style cloak (Glaze-like)"), ("poison", "Concept poison (Nightshade-like)"),
-         ("both", "Both")]
-INTENSITIES = [("low", "Low"), ("default", "Default"), ("high", "High")]
-QUALITIES = [("fast", "Fast"), ("default", "Default"), ("max", "Maximum")]
-ROBUSTNESS = [("off", "Off"), ("standard", "Standard"), ("strong", "Strong")]
 
-# gimpfu calls on_run only before its interactive dialog: that is how we learn the run mode.
-_RUN = {"interactive": False}
-
-
-class PluginError(Exception):
-    """A problem the artist can act on; its text is shown as-is."""
-
-
-def _import_client():
-    """The client sits beside this file once installed, in ../../common in the source tree."""
+def _add_common_to_path():
+    """The shared files sit beside this file once installed, in ../../common in the source tree."""
     for folder in (PLUGIN_DIR, os.path.normpath(os.path.join(PLUGIN_DIR, "..", "..", "common"))):
         if os.path.isfile(os.path.join(folder, "fixative_client.py")):
             if folder not in sys.path:
                 sys.path.insert(0, folder)
-            break
-    try:
-        import fixative_client
-    except (ImportError, SyntaxError) as exc:
-        raise PluginError("The Fixative plug-in is incomplete (%s): fixative_client.py must sit "
-                          "beside fixative_protect.py. Run the Fixative installer again." % exc)
-    return fixative_client
+            return
+
+
+_add_common_to_path()
+try:
+    import fixative_client
+    import fixative_options
+    import fixative_plugin
+except (ImportError, SyntaxError) as _exc:  # pragma: no cover - a broken installation
+    sys.stderr.write("The Fixative plug-in is incomplete (%s): fixative_client.py, "
+                     "fixative_options.py and fixative_plugin.py must sit beside "
+                     "fixative_protect.py. Run the Fixative installer again.\n" % (_exc,))
+    raise
+
+PluginError = fixative_plugin.PluginError
+
+# gimpfu calls on_run only before its interactive dialog: that is how we learn the run mode.
+_RUN = {"interactive": False}
 
 
 def _native(text):
@@ -59,32 +56,51 @@ def _native(text):
     return text
 
 
-def _choice(entries, index, what):
-    try:
-        index = int(index)
-    except (TypeError, ValueError):
-        index = -1
-    if not 0 <= index < len(entries):
-        raise PluginError("%s must be one of %s (an index from 0 to %d), not %r."
-                          % (what, ", ".join(value for value, _label in entries),
-                             len(entries) - 1, index))
-    return entries[index][0]
+def _param(field):
+    """One gimpfu parameter tuple for a schema field (PF_OPTION passes the choice's index)."""
+    name = _native(field["name"].replace("_", "-"))
+    label = _native(fixative_options.label_of(field))
+    kind, default = field["kind"], field.get("default")
+    if kind == "choice":
+        return (PF_OPTION, name, label, fixative_options.index_of_choice(field, default),
+                [_native(text) for text in fixative_options.choice_labels(field)])
+    if kind == "integer":
+        return (PF_INT, name, label, int(default or 0))
+    if kind == "boolean":
+        return (PF_TOGGLE, name, label, bool(default))
+    if kind == "list":
+        default = ",".join(default or [])
+    return (PF_STRING, name, label, _native(default or ""))
 
 
-def build_options(mode, intensity, quality, robustness, target_style, concept, target_concept):
-    """Engine options (ProtectOptions field names) from the procedure's arguments."""
-    options = {
-        "mode": _choice(MODES, mode, "Mode"),
-        "intensity": _choice(INTENSITIES, intensity, "Intensity"),
-        "quality": _choice(QUALITIES, quality, "Quality"),
-        "robustness": _choice(ROBUSTNESS, robustness, "Robustness"),
-        "target_style": (target_style or "").strip() or "auto",
-    }
-    for field, text in (("concept", concept), ("target_concept", target_concept)):
-        text = (text or "").strip()
-        if text:
-            options[field] = text
-    return options
+SCHEMA = fixative_options.load_schema()
+LEADING_FIELDS, EXTRA_FIELDS = fixative_options.script_argument_fields(SCHEMA)
+PARAMS = ([(PF_IMAGE, "image", "Input image", None),
+           (PF_DRAWABLE, "drawable", "Input drawable", None)]
+          + [_param(field) for field in LEADING_FIELDS]
+          + [(PF_TOGGLE, "new-layer", "Result as a new layer", True)]
+          + [_param(field) for field in EXTRA_FIELDS])
+
+
+def build_options(*arguments):
+    """Engine options (ProtectOptions field names) from the option arguments, in PARAMS order.
+
+    ``arguments`` are the leading options, then the extra ones (new-layer left out).
+    """
+    fields = LEADING_FIELDS + EXTRA_FIELDS
+    if len(arguments) != len(fields):
+        raise PluginError("The procedure got %d option values but expects %d (%s). Restart GIMP "
+                          "so that it registers the plug-in again."
+                          % (len(arguments), len(fields),
+                             ", ".join(field["name"] for field in fields)))
+    values = {}
+    for field, value in zip(fields, arguments):
+        if field["kind"] == "choice":
+            value = fixative_options.choice_from_index(field, value)
+        elif field["kind"] == "text" and isinstance(value, bytes):
+            value = value.decode("utf-8")
+        values[field["name"]] = value
+    return fixative_options.build_options(SCHEMA, values)
 
 
 def check_target(image, drawable):
@@ -111,10 +127,7 @@ class Progress(object):
             self.last_text = text
 
     def job(self, fraction, stage, eta_s):
-        text = stage or "protecting"
-        if eta_s is not None and eta_s >= 1:
-            text = "%s (about %d s left)" % (text, int(eta_s + 0.5))
-        self.say(text)
+        self.say(fixative_plugin.progress_text(stage, eta_s))
         gimp.progress_update(max(0.0, min(1.0, float(fraction))))
 
 
@@ -123,11 +136,6 @@ def _place_result(image, drawable, path, new_layer):
     pdb.gimp_image_undo_group_start(image)
     try:
         layer = pdb.gimp_file_load_layer(image, path)
-        if (layer.width, layer.height) != (drawable.width, drawable.height):
-            pdb.gimp_item_delete(layer)
-            raise PluginError("The Fixative engine sent back a %dx%d image for a %dx%d layer; "
-                              "the image was not changed."
-                              % (layer.width, layer.height, drawable.width, drawable.height))
         parent = pdb.gimp_item_get_parent(drawable)
         position = pdb.gimp_image_get_item_position(image, drawable)
         name = drawable.name
@@ -148,20 +156,15 @@ def _place_result(image, drawable, path, new_layer):
 
 
 def protect_layer(image, drawable, options, new_layer):
-    """The whole job; raises PluginError or a client error with a clear message."""
+    """The whole job; returns (new layer, engine report) or raises a FixativeClientError."""
     check_target(image, drawable)
     if not new_layer and drawable.mask is not None:
         raise PluginError("A layer with a mask can only be protected into a new layer in GIMP "
                           "2.10: turn on 'Result as a new layer'.")
-    client_module = _import_client()
     progress = Progress()
-    client = client_module.FixativeClient()
+    client = fixative_client.FixativeClient()
     info = client.connect(start=True, on_status=progress.say)
-    max_pixels = (info.get("limits") or {}).get("max_pixels")
-    if max_pixels and drawable.width * drawable.height > max_pixels:
-        raise PluginError("This layer has %d pixels; the Fixative engine accepts at most %d. "
-                          "Scale the image down first."
-                          % (drawable.width * drawable.height, max_pixels))
+    fixative_plugin.check_layer_size(info, drawable.width, drawable.height)
 
     folder = tempfile.mkdtemp(prefix="fixative-gimp-")
     try:
@@ -172,21 +175,17 @@ def protect_layer(image, drawable, options, new_layer):
         pdb.file_png_save(image, drawable, source_path, source_path, 0, 1, 0, 0, 0, 0, 0)
         with open(source_path, "rb") as handle:
             png = handle.read()
-        result, _report = client.protect_bytes(png, options, on_progress=progress.job)
+        outcome = client.protect(png, options, on_progress=progress.job)
+        fixative_plugin.check_result_size(outcome.result, drawable.width, drawable.height)
         progress.say("writing the protected layer")
         with open(result_path, "wb") as handle:
-            handle.write(result)
-        _place_result(image, drawable, result_path, new_layer)
+            handle.write(outcome.result)
+        layer = _place_result(image, drawable, result_path, new_layer)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     gimp.progress_update(1.0)
     gimp.displays_flush()
-
-
-def _text(exc):
-    """The exception's sentence without str(), which fails on non-ASCII text in Python 2."""
-    message = getattr(exc, "message", None)
-    return message if message else exc.args[0] if exc.args else repr(exc)
+    return layer, outcome.report
 
 
 def _fail(message):
@@ -197,29 +196,29 @@ def _fail(message):
         raise GimpFuError(message)
 
 
-def fixative_protect(image, drawable, mode, intensity, quality, robustness, target_style, concept,
-                     target_concept, new_layer):
-    """The registered procedure: every failure ends in one clear message, never a traceback."""
+def fixative_protect(image, drawable, *arguments):
+    """The registered procedure: every failure ends in one clear message, never a traceback.
+
+    ``arguments``: the leading options, new-layer, then any further options (see PARAMS).
+    """
+    leading = len(LEADING_FIELDS)
     try:
-        client_module = _import_client()
-    except PluginError as exc:
-        _fail("Fixative: %s" % _text(exc))
-        return
-    try:
-        options = build_options(mode, intensity, quality, robustness, target_style, concept,
-                                target_concept)
-        protect_layer(image, drawable, options, bool(new_layer))
-    except PluginError as exc:
-        _fail("Fixative: %s" % _text(exc))
-    except client_module.FixativeClientError as exc:
-        _fail("Fixative: %s The image was not changed." % _text(exc))
+        if len(arguments) != len(PARAMS) - 2:
+            raise PluginError("The procedure got %d arguments after the drawable but expects %d. "
+                              "Restart GIMP so that it registers the plug-in again."
+                              % (len(arguments), len(PARAMS) - 2))
+        new_layer = arguments[leading]
+        options = build_options(*(arguments[:leading] + arguments[leading + 1:]))
+        layer, report = protect_layer(image, drawable, options, bool(new_layer))
+        if _RUN["interactive"] and report.get("summary"):  # how protected, when the engine says
+            gimp.message(_native("Fixative: %s" % fixative_plugin.done_text(layer.name, report)))
     except GimpFuError:
         raise
     except Exception as exc:  # still a message, not gimpfu's traceback dialog
-        import traceback
-        traceback.print_exc()
-        _fail("Fixative: unexpected error (%s: %s). The image was not changed."
-              % (type(exc).__name__, _text(exc)))
+        if not isinstance(exc, fixative_client.FixativeClientError):
+            import traceback
+            traceback.print_exc()
+        _fail(fixative_plugin.error_text(exc))
 
 
 def _mark_interactive():
@@ -237,18 +236,7 @@ register(
     "2025",
     "Protect for Web...",
     "RGB*, GRAY*",
-    [
-        (PF_IMAGE, "image", "Input image", None),
-        (PF_DRAWABLE, "drawable", "Input drawable", None),
-        (PF_OPTION, "mode", "Mode", 0, [label for _value, label in MODES]),
-        (PF_OPTION, "intensity", "Intensity", 1, [label for _value, label in INTENSITIES]),
-        (PF_OPTION, "quality", "Quality", 1, [label for _value, label in QUALITIES]),
-        (PF_OPTION, "robustness", "Robustness", 1, [label for _value, label in ROBUSTNESS]),
-        (PF_STRING, "target-style", "Target style (built-in name or auto)", "auto"),
-        (PF_STRING, "concept", "Concept (what the artwork shows)", ""),
-        (PF_STRING, "target-concept", "Target concept (what AI should see)", ""),
-        (PF_TOGGLE, "new-layer", "Result as a new layer", True),
-    ],
+    PARAMS,
     [],
     fixative_protect,
     menu="<Image>/Filters",

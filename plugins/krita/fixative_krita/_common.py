@@ -1,8 +1,10 @@
-"""Finds the shared stdlib client and PNG modules.
+"""Finds the shared stdlib plug-in layer (client, PNG, option schema, texts).
 
-The installer copies ``fixative_client.py`` and ``fixative_png.py`` (with the client's folder rules,
+The installer copies the ``plugins/common`` files (with the client's folder rules,
 ``fixative_locations.py``) into this package; in the source tree they live in ``plugins/common``,
-two folders up.
+two folders up. They import each other by their plain names (as in GIMP), so their folder goes on
+``sys.path`` and they are imported only that way: one copy of each module, so one set of error
+classes.
 """
 
 from __future__ import annotations
@@ -11,17 +13,20 @@ import os
 import sys
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
+_SOURCE_TREE = os.path.normpath(os.path.join(_HERE, os.pardir, os.pardir, "common"))
 
-try:
-    from . import fixative_client, fixative_png  # type: ignore[attr-defined]
-except ImportError:
-    _SOURCE_TREE = os.path.normpath(os.path.join(_HERE, os.pardir, os.pardir, "common"))
-    if not os.path.isfile(os.path.join(_SOURCE_TREE, "fixative_client.py")):
-        raise ImportError("fixative_client.py is missing next to the Fixative Krita plugin; "
-                          "reinstall it with the Fixative installer.") from None
-    if _SOURCE_TREE not in sys.path:
-        sys.path.append(_SOURCE_TREE)
-    import fixative_client  # type: ignore[no-redef]
-    import fixative_png  # type: ignore[no-redef]
+for _folder in (_HERE, _SOURCE_TREE):
+    if os.path.isfile(os.path.join(_folder, "fixative_client.py")):
+        if _folder not in sys.path:
+            sys.path.insert(0, _folder)
+        break
+else:
+    raise ImportError("fixative_client.py is missing next to the Fixative Krita plugin; "
+                      "reinstall it with the Fixative installer.")
 
-__all__ = ["fixative_client", "fixative_png"]
+import fixative_client  # noqa: E402
+import fixative_options  # noqa: E402
+import fixative_plugin  # noqa: E402
+import fixative_png  # noqa: E402
+
+__all__ = ["fixative_client", "fixative_options", "fixative_plugin", "fixative_png"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import pixels
-from ._common import fixative_client, fixative_png
+from ._common import fixative_client, fixative_plugin
 from .qt import QByteArray, QTimer, process_events
 
 FixativeClientError = fixative_client.FixativeClientError
@@ -24,7 +24,7 @@ CONVERTIBLE_MODELS = ("GRAYA", "CMYKA", "LABA", "XYZA", "YCbCrA")
 POLL_INTERVAL_MS = 60
 
 
-class LayerError(FixativeClientError):
+class LayerError(fixative_plugin.PluginError):
     """The layer or document cannot be protected as it is; the message says what to do."""
 
 
@@ -262,43 +262,25 @@ class ProtectJob:
     def _run_engine(self) -> bytes:
         snapshot = self.snapshot
         encoded = pixels.krita_to_png(snapshot.raw, snapshot.depth, snapshot.linear)
-        png = fixative_png.encode_png(snapshot.width, snapshot.height, 4, encoded.bit_depth,
-                                      encoded.samples, compress_level=3)
+        png = fixative_plugin.encode_layer(snapshot.width, snapshot.height, 4, encoded.bit_depth,
+                                           encoded.samples, compress_level=3)
         client = self.client
         client.connect(start=True, on_status=lambda text: self._events.put(("status", text)))
         if self._cancel.is_set():
             raise fixative_client.Cancelled("Protection cancelled.")
         self._events.put(("status", "sending the layer to the engine…"))
-        job_id = client.submit(png, self.options, style_image=self.style_image, anchor=self.anchor)
-        client.wait(job_id, should_cancel=self._cancel.is_set,
-                    on_progress=lambda *values: self._events.put(("progress", values)))
-        for name in ("report", "preview"):  # fetch these before the result frees the job
-            try:
-                value = getattr(client, name)(job_id)
-            except FixativeClientError:
-                continue
-            if name == "report":
-                self.report = value
-            else:
-                self.preview_png = value
-        data = client.result(job_id)
-        try:
-            width, height, channels, bit_depth, samples = fixative_png.decode_png(data)
-        except ValueError as exc:
-            raise fixative_client.JobFailed(f"The engine's result is not a readable PNG: {exc}",
-                                            code="bad_result") from None
-        if (width, height, channels, bit_depth) != (snapshot.width, snapshot.height, 4,
-                                                    encoded.bit_depth):
-            raise fixative_client.JobFailed(
-                f"The engine returned a {width}x{height} {channels}-channel {bit_depth}-bit image "
-                f"for a {snapshot.width}x{snapshot.height} RGBA {encoded.bit_depth}-bit layer.",
-                code="bad_result")
-        self.result_samples, self.result_bit_depth = samples, bit_depth
+        outcome = client.protect(png, self.options, style_image=self.style_image, anchor=self.anchor,
+                                 should_cancel=self._cancel.is_set, fetch_preview=True,
+                                 on_progress=lambda *values: self._events.put(("progress", values)))
+        self.report, self.preview_png = outcome.report, outcome.preview
+        samples = fixative_plugin.decode_result(outcome.result, snapshot.width, snapshot.height, 4,
+                                                encoded.bit_depth)
+        self.result_samples, self.result_bit_depth = samples, encoded.bit_depth
         try:
             return pixels.png_to_krita(samples, encoded, snapshot.raw, snapshot.depth,
                                        snapshot.linear)
         except pixels.PixelError as exc:
-            raise fixative_client.JobFailed(str(exc), code="bad_result") from None
+            raise fixative_plugin.PluginError(str(exc)) from None
 
 
 def protect_layer(document: Any, node: Any, options: dict, wait: bool = True, **kwargs: Any) -> Any:

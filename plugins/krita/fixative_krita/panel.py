@@ -12,15 +12,16 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ._common import fixative_client
+from ._common import fixative_client, fixative_options, fixative_plugin
 from .job import LayerError, ProtectJob
 from .qt import QImage, QPixmap, Qt, QTimer, QtWidgets
 
 CHOOSE_IMAGE = "Choose image…"
-MODES = [("style", "Style cloak (against mimicry)"), ("poison", "Concept poison"),
-         ("both", "Style cloak + poison")]
-LEVELS = {"intensity": ["low", "default", "high"], "quality": ["fast", "default", "max"],
-          "robustness": ["off", "standard", "strong"]}
+AUTO_STYLE = "Auto (far from yours)"
+# Fields the panel's own logic reads; their widgets are also attributes (``panel.mode``).
+NAMED_FIELDS = ("mode", "intensity", "quality", "robustness", "target_style", "concept",
+                "target_concept")
+format_eta = fixative_plugin.format_eta
 
 
 def run_in_background(function: Callable[[], Any], on_result: Callable[[Any, Exception | None], None],
@@ -51,24 +52,22 @@ def run_in_background(function: Callable[[], Any], on_result: Callable[[Any, Exc
     return timer
 
 
-def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"about {seconds} s left"
-    return f"about {seconds // 60} min {seconds % 60:02d} s left"
-
-
 class ProtectPanel(QtWidgets.QWidget):
-    """``target()`` returns ``(document, node)`` to protect (the active ones in Krita)."""
+    """``target()`` returns ``(document, node)`` to protect (the active ones in Krita).
+
+    The option widgets come from the engine's option schema: the cached or shipped one at
+    first (no waiting for the engine when Krita opens), the engine's own once connected.
+    """
 
     def __init__(self, target: Callable[[], tuple[Any, Any]],
                  client_factory: Callable[[], Any] = fixative_client.FixativeClient,
-                 parent: Any = None) -> None:
+                 parent: Any = None, schema: dict | None = None) -> None:
         super().__init__(parent)
         self.target = target
         self.client_factory = client_factory
+        self.schema = schema or fixative_options.load_schema(ask_engine=False)
+        self.fields: dict[str, Any] = {}
+        self.form_box: Any = None
         self.job: ProtectJob | None = None
         self.info: dict | None = None
         self.style_image: bytes | None = None
@@ -76,37 +75,74 @@ class ProtectPanel(QtWidgets.QWidget):
         self.last_error: str | None = None
         self._calls: list[QTimer] = []
         self._build()
-        self._update_mode()
+        self._update_enabled()
         self._set_running(False)
 
     # -- building --------------------------------------------------------------------------
-    def _combo(self, items: list[tuple[str, str]]) -> QtWidgets.QComboBox:
-        combo = QtWidgets.QComboBox(self)
-        for value, label in items:
-            combo.addItem(label, value)
-        return combo
+    def _field_widget(self, field: dict, parent: Any) -> Any:
+        """The editing widget for one schema field (the target style has its own combo)."""
+        kind, default = field["kind"], field.get("default")
+        if field["name"] == "target_style":
+            widget = QtWidgets.QComboBox(parent)
+            widget.addItem(AUTO_STYLE, "auto")
+            widget.addItem(CHOOSE_IMAGE, CHOOSE_IMAGE)
+            widget.activated.connect(self._style_chosen)
+        elif kind == "choice":
+            widget = QtWidgets.QComboBox(parent)
+            for index, choice in enumerate(field["choices"]):
+                widget.addItem(choice.get("label") or str(choice["value"]), choice["value"])
+                widget.setItemData(index, choice.get("help") or "", Qt.ItemDataRole.ToolTipRole)
+            widget.setCurrentIndex(fixative_options.index_of_choice(field, default))
+            widget.currentIndexChanged.connect(self._update_enabled)
+        elif kind == "integer":
+            widget = QtWidgets.QSpinBox(parent)
+            low, high = field.get("minimum"), field.get("maximum")
+            widget.setRange(-2**31 if low is None else int(low), 2**31 - 1 if high is None else int(high))
+            widget.setValue(int(default or 0))
+        elif kind == "boolean":
+            widget = QtWidgets.QCheckBox(parent)
+            widget.setChecked(bool(default))
+            widget.toggled.connect(self._update_enabled)
+        else:  # text, or a list as comma-separated text
+            widget = QtWidgets.QLineEdit(parent)
+            widget.setText(",".join(default) if isinstance(default, list) else (default or ""))
+            widget.setPlaceholderText(field.get("help") or "")
+            if field.get("suggestions"):
+                widget.setCompleter(QtWidgets.QCompleter(list(field["suggestions"]), widget))
+        widget.setToolTip(field.get("help") or "")
+        return widget
+
+    def _build_fields(self) -> Any:
+        """A widget holding one labelled row per dialog field of ``self.schema``."""
+        box = QtWidgets.QWidget(self)
+        form = QtWidgets.QFormLayout(box)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.fields = {}
+        for field in fixative_options.dialog_fields(self.schema):
+            widget = self._field_widget(field, box)
+            form.addRow(fixative_options.label_of(field), widget)
+            self.fields[field["name"]] = widget
+            if field["name"] in NAMED_FIELDS:
+                setattr(self, field["name"], widget)
+        return box
+
+    def set_schema(self, schema: dict) -> None:
+        """Rebuild the option widgets for another schema, keeping the values still allowed."""
+        if schema == self.schema:
+            return
+        kept = self.values()
+        self.schema = schema
+        old, self.form_box = self.form_box, self._build_fields()
+        self.layout().insertWidget(0, self.form_box)
+        self.layout().removeWidget(old)
+        old.setParent(None)
+        old.deleteLater()
+        for name, value in kept.items():
+            self._set_value(name, value)
+        self._update_enabled()
 
     def _build(self) -> None:
-        form = QtWidgets.QFormLayout()
-        self.mode = self._combo(MODES)
-        self.intensity = self._combo([(v, v.capitalize()) for v in LEVELS["intensity"]])
-        self.quality = self._combo([(v, v.capitalize()) for v in LEVELS["quality"]])
-        self.robustness = self._combo([(v, v.capitalize()) for v in LEVELS["robustness"]])
-        for combo in (self.intensity, self.quality, self.robustness):
-            combo.setCurrentIndex(1)
-        self.target_style = self._combo([("auto", "Auto (far from yours)")])
-        self.target_style.addItem(CHOOSE_IMAGE, CHOOSE_IMAGE)
-        self.concept = QtWidgets.QLineEdit(self)
-        self.concept.setPlaceholderText("what the artwork shows, e.g. cat")
-        self.target_concept = QtWidgets.QLineEdit(self)
-        self.target_concept.setPlaceholderText("what AI should see instead, e.g. dog")
-        form.addRow("Mode", self.mode)
-        form.addRow("Intensity", self.intensity)
-        form.addRow("Quality", self.quality)
-        form.addRow("Robustness", self.robustness)
-        form.addRow("Target style", self.target_style)
-        form.addRow("Concept", self.concept)
-        form.addRow("Target concept", self.target_concept)
+        self.form_box = self._build_fields()
 
         self.protect_button = QtWidgets.QPushButton("Protect layer", self)
         self.cancel_button = QtWidgets.QPushButton("Cancel", self)
@@ -126,7 +162,7 @@ class ProtectPanel(QtWidgets.QWidget):
         self.preview.setToolTip("before | after | what the AI's encoder sees")
 
         layout = QtWidgets.QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addWidget(self.form_box)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.stage)
@@ -134,8 +170,6 @@ class ProtectPanel(QtWidgets.QWidget):
         layout.addWidget(self.preview)
         layout.addStretch(1)
 
-        self.mode.currentIndexChanged.connect(self._update_mode)
-        self.target_style.activated.connect(self._style_chosen)
         self.protect_button.clicked.connect(self.protect)
         self.cancel_button.clicked.connect(self.cancel)
 
@@ -155,10 +189,12 @@ class ProtectPanel(QtWidgets.QWidget):
             self._show_error(error)
             return
         self.info = info
+        if fixative_options.is_schema(info.get("options_schema")):
+            self.set_schema(info["options_schema"])
         self.set_status("connected ({}, {})".format(info.get("version", "?"), info.get("device", "?")))
         current = self.target_style.currentData()
         self.target_style.clear()
-        self.target_style.addItem("Auto (far from yours)", "auto")
+        self.target_style.addItem(AUTO_STYLE, "auto")
         for name in info.get("styles", []):
             self.target_style.addItem(name.replace("_", " ").capitalize(), name)
         self.target_style.addItem(CHOOSE_IMAGE, CHOOSE_IMAGE)
@@ -177,10 +213,40 @@ class ProtectPanel(QtWidgets.QWidget):
         self.last_error = str(error)
 
     # -- options -----------------------------------------------------------------------------
-    def _update_mode(self) -> None:
-        poison = self.mode.currentData() in ("poison", "both")
-        self.concept.setEnabled(poison)
-        self.target_concept.setEnabled(poison)
+    def _value(self, field: dict) -> Any:
+        widget = self.fields[field["name"]]
+        if isinstance(widget, QtWidgets.QComboBox):
+            return widget.currentData()
+        if isinstance(widget, QtWidgets.QSpinBox):
+            return widget.value()
+        if isinstance(widget, QtWidgets.QCheckBox):
+            return widget.isChecked()
+        return widget.text()
+
+    def _set_value(self, name: str, value: Any) -> None:
+        widget = self.fields.get(name)
+        if widget is None or value is None:
+            return
+        if isinstance(widget, QtWidgets.QComboBox):
+            index = widget.findData(value)
+            if index >= 0:
+                widget.setCurrentIndex(index)
+        elif isinstance(widget, QtWidgets.QSpinBox):
+            widget.setValue(int(value))
+        elif isinstance(widget, QtWidgets.QCheckBox):
+            widget.setChecked(bool(value))
+        else:
+            widget.setText(str(value))
+
+    def values(self) -> dict:
+        """Every dialog field's current value, by option name (before any checking)."""
+        return {field["name"]: self._value(field)
+                for field in fixative_options.dialog_fields(self.schema)}
+
+    def _update_enabled(self) -> None:
+        values = self.values()
+        for field in fixative_options.dialog_fields(self.schema):
+            self.fields[field["name"]].setEnabled(fixative_options.field_enabled(field, values))
 
     def _add_style_file_item(self) -> None:
         label = f"Image: {self.style_image_name}"
@@ -215,22 +281,14 @@ class ProtectPanel(QtWidgets.QWidget):
             self.target_style.setCurrentIndex(0)
 
     def options(self) -> dict:
-        """The engine options chosen in the panel (engine names, docs/engine-api.md)."""
-        options = {"mode": self.mode.currentData(), "intensity": self.intensity.currentData(),
-                   "quality": self.quality.currentData(),
-                   "robustness": self.robustness.currentData()}
-        style = self.target_style.currentData()
-        if style not in ("file", CHOOSE_IMAGE, None):
-            options["target_style"] = style
-        if options["mode"] in ("poison", "both"):
-            for key, field in (("concept", self.concept), ("target_concept", self.target_concept)):
-                text = field.text().strip()
-                if text:
-                    options[key] = text
-        return options
+        """The engine options chosen in the panel (checked against the schema)."""
+        values = self.values()
+        if values.get("target_style") in ("file", CHOOSE_IMAGE, None):
+            values.pop("target_style", None)  # a style image travels as a file instead
+        return fixative_options.build_options(self.schema, values)
 
     def validate(self, options: dict) -> str | None:
-        if options["mode"] in ("poison", "both") and not options.get("target_concept"):
+        if options.get("mode") in ("poison", "both") and not options.get("target_concept"):
             return "Poison needs a target concept: what AI should see instead."
         return None
 
@@ -243,8 +301,12 @@ class ProtectPanel(QtWidgets.QWidget):
         """Start protecting the target layer; returns the job (None when refused at once)."""
         if self.job is not None and not self.job.finished:
             return self.job
-        options = self.options()
-        problem = self.validate(options)
+        try:
+            options = self.options()
+        except fixative_options.OptionsError as exc:
+            options, problem = {}, str(exc)
+        else:
+            problem = self.validate(options)
         if problem:
             self.status.setText(problem)
             self.last_error = problem
@@ -277,18 +339,14 @@ class ProtectPanel(QtWidgets.QWidget):
         if self.status.text() != "Engine: connected, working":
             self.set_status("connected, working")
         self.progress.setValue(int(round(max(0.0, min(1.0, fraction)) * 1000)))
-        parts = [stage or "working", f"{round(fraction * 100)}%", format_eta(eta_s)]
-        self.stage.setText(" — ".join(part for part in parts if part))
+        self.stage.setText(f"{round(fraction * 100)}% — {fixative_plugin.progress_text(stage, eta_s)}")
 
     def _done(self, job: ProtectJob) -> None:
         self._set_running(False)
         if job.state == "done":
             self.progress.setValue(1000)
-            report = job.report or {}
-            details = ", ".join(f"{key} {_short(report[key])}" for key in ("psnr", "seconds")
-                                if key in report)
-            self.stage.setText("done — added '{}'{}".format(job.result_node.name() if hasattr(
-                job.result_node, "name") else "protected layer", f" ({details})" if details else ""))
+            name = job.result_node.name() if hasattr(job.result_node, "name") else "protected layer"
+            self.stage.setText(fixative_plugin.done_text(name, job.report))
             self.set_status("connected")
             if job.preview_png:
                 self.show_preview(job.preview_png)
@@ -309,6 +367,3 @@ class ProtectPanel(QtWidgets.QWidget):
         self.preview.setPixmap(QPixmap.fromImage(image).scaledToWidth(
             width, Qt.TransformationMode.SmoothTransformation))
 
-
-def _short(value: Any) -> str:
-    return f"{value:.1f}" if isinstance(value, float) else str(value)

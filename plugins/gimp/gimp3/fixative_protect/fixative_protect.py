@@ -22,58 +22,65 @@ from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
 
 PROCEDURE_NAME = "python-fu-fixative-protect"
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
-
-# (engine value, label, help) for each choice argument; the first column is what the engine reads.
-MODES = [
-    ("style", "Style cloak", "Hide the artwork's style from AI image encoders (Glaze-like)"),
-    ("poison", "Concept poison", "Make AI encoders see another concept (Nightshade-like)"),
-    ("both", "Both", "Style cloak and concept poison in one optimisation"),
-]
-INTENSITIES = [
-    ("low", "Low", "Smallest change to the pixels, weakest protection"),
-    ("default", "Default", "Balanced change and protection"),
-    ("high", "High", "Strongest protection, most visible change"),
-]
-QUALITIES = [
-    ("fast", "Fast", "Quick search: good for previews and small images"),
-    ("default", "Default", "Balanced search time"),
-    ("max", "Maximum", "Longest search, best protection"),
-]
-ROBUSTNESS = [
-    ("off", "Off", "Optimise for the image exactly as it is"),
-    ("standard", "Standard", "Survive typical resizing and JPEG compression"),
-    ("strong", "Strong", "Survive heavy resizing, JPEG, blur and noise"),
-]
 EIGHT_BIT_PRECISIONS = ("U8_LINEAR", "U8_NON_LINEAR", "U8_PERCEPTUAL")
+INT_RANGE = (-2**31, 2**31 - 1)
 
 
-class PluginError(Exception):
-    """A problem the artist can act on; its text is shown as-is."""
-
-
-def _import_client():
-    """The shared client sits beside this file once installed, in ../../../common in the source tree."""
-    candidates = [PLUGIN_DIR, os.path.normpath(os.path.join(PLUGIN_DIR, "..", "..", "..", "common"))]
-    for folder in candidates:
+def _add_common_to_path():
+    """The shared files sit beside this file once installed, in ../../../common in the source tree."""
+    for folder in (PLUGIN_DIR, os.path.normpath(os.path.join(PLUGIN_DIR, "..", "..", "..", "common"))):
         if os.path.isfile(os.path.join(folder, "fixative_client.py")):
             if folder not in sys.path:
                 sys.path.insert(0, folder)
-            break
-    try:
-        import fixative_client
-        import fixative_png
-    except ImportError as exc:
-        raise PluginError(f"The Fixative plug-in is incomplete ({exc}): fixative_client.py and "
-                          "fixative_png.py must sit beside fixative_protect.py. Run the Fixative "
-                          "installer again.") from exc
-    return fixative_client, fixative_png
+            return
 
 
-def _make_choice(entries):
+_add_common_to_path()
+try:
+    import fixative_client
+    import fixative_options
+    import fixative_plugin
+except ImportError as _exc:  # pragma: no cover - a broken installation
+    sys.stderr.write(f"The Fixative plug-in is incomplete ({_exc}): fixative_client.py, "
+                     "fixative_options.py, fixative_plugin.py and fixative_png.py must sit beside "
+                     "fixative_protect.py. Run the Fixative installer again.\n")
+    raise
+
+PluginError = fixative_plugin.PluginError
+SCHEMA = {"current": None}  # the option schema the procedure was registered with
+
+
+def argument_name(field):
+    return field["name"].replace("_", "-")
+
+
+def _make_choice(field):
     choice = Gimp.Choice.new()
-    for index, (value, label, help_text) in enumerate(entries):
-        choice.add(value, index, label, help_text)
+    for index, entry in enumerate(field["choices"]):
+        choice.add(str(entry["value"]), index, entry.get("label") or str(entry["value"]),
+                   entry.get("help") or "")
     return choice
+
+
+def add_option_argument(procedure, field):
+    """One procedure argument for a schema field: the ProcedureDialog shows it as such."""
+    name, label = argument_name(field), fixative_options.label_of(field)
+    help_text, default, kind = field.get("help") or "", field.get("default"), field["kind"]
+    flags = GObject.ParamFlags.READWRITE
+    if kind == "choice":
+        default = fixative_options.choice_values(field)[fixative_options.index_of_choice(field, default)]
+        procedure.add_choice_argument(name, label, help_text, _make_choice(field), str(default),
+                                      flags)
+    elif kind == "integer":
+        low = INT_RANGE[0] if field.get("minimum") is None else int(field["minimum"])
+        high = INT_RANGE[1] if field.get("maximum") is None else int(field["maximum"])
+        value = min(max(int(default if default is not None else 0), low), high)
+        procedure.add_int_argument(name, label, help_text, low, high, value, flags)
+    elif kind == "boolean":
+        procedure.add_boolean_argument(name, label, help_text, bool(default), flags)
+    else:  # text, or a list typed as comma-separated text; "" (never None) for empty
+        text = ",".join(default) if isinstance(default, list) else (default or "")
+        procedure.add_string_argument(name, label, help_text, text, flags)
 
 
 def pixel_layout(image, drawable):
@@ -122,24 +129,15 @@ def check_target(image, drawables):
     return drawable
 
 
-def read_options(config):
+def read_options(config, schema):
     """Engine options (ProtectOptions field names) from the procedure's arguments."""
-    options = {
-        "mode": config.get_property("mode"),
-        "intensity": config.get_property("intensity"),
-        "quality": config.get_property("quality"),
-        "robustness": config.get_property("robustness"),
-        "target_style": (config.get_property("target-style") or "").strip() or "auto",
-    }
-    for field, name in (("concept", "concept"), ("target_concept", "target-concept")):
-        text = (config.get_property(name) or "").strip()
-        if text:
-            options[field] = text
-    return options
+    leading, extra = fixative_options.script_argument_fields(schema)
+    values = {field["name"]: config.get_property(argument_name(field)) for field in leading + extra}
+    return fixative_options.build_options(schema, values)
 
 
 class Progress:
-    """GIMP's progress bar with the engine's stage text."""
+    """GIMP's progress bar with the engine's stage in plain words."""
 
     def __init__(self):
         self.last_text = None
@@ -156,10 +154,7 @@ class Progress:
         Gimp.progress_pulse()
 
     def job(self, fraction, stage, eta_s):
-        text = stage or "protecting"
-        if eta_s is not None and eta_s >= 1:
-            text = f"{text} (about {int(eta_s + 0.5)} s left)"
-        self.say(text)
+        self.say(fixative_plugin.progress_text(stage, eta_s))
         Gimp.progress_update(max(0.0, min(1.0, float(fraction))))
 
 
@@ -170,7 +165,7 @@ def protect_pixels(client, png, options, progress):
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        return client.protect_bytes(png, options, on_progress=progress.job)
+        return client.protect(png, options, on_progress=progress.job)
     except BaseException:
         job_id = getattr(client, "last_job_id", None)
         if job_id and sys.exc_info()[0] in (SystemExit, KeyboardInterrupt):
@@ -211,46 +206,36 @@ def write_result(image, drawable, data, fmt, new_layer):
     return target
 
 
-def protect_layer(image, drawables, config):
-    """The whole job for one run; raises PluginError (or a client error) with a clear message."""
+def protect_layer(image, drawables, config, schema):
+    """The whole job for one run: returns (layer written, engine report) or raises a
+    FixativeClientError (PluginError for what the artist can fix) with a clear message."""
     drawable = check_target(image, drawables)
-    options = read_options(config)
+    options = read_options(config, schema)
     new_layer = bool(config.get_property("new-layer"))
-    client_module, png_module = _import_client()
 
     width, height = drawable.get_width(), drawable.get_height()
     fmt, channels, bit_depth = pixel_layout(image, drawable)
     progress = Progress()
 
-    client = client_module.FixativeClient()
+    client = fixative_client.FixativeClient()
     info = client.connect(start=True, on_status=progress.engine_status)
-    max_pixels = (info.get("limits") or {}).get("max_pixels")
-    if max_pixels and width * height > max_pixels:
-        raise PluginError(f"This layer has {width * height} pixels; the Fixative engine accepts "
-                          f"at most {max_pixels}. Scale the image down first.")
+    fixative_plugin.check_layer_size(info, width, height)
 
     progress.say("reading the layer")
     rect = Gegl.Rectangle.new(0, 0, width, height)
     raw = bytes(drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.NONE))
     samples = _swap16_if_little(raw) if bit_depth == 16 else raw
-    png = png_module.encode_png(width, height, channels, bit_depth, samples, compress_level=1)
+    png = fixative_plugin.encode_layer(width, height, channels, bit_depth, samples)
 
-    result, _report = protect_pixels(client, png, options, progress)
+    outcome = protect_pixels(client, png, options, progress)
 
     progress.say("writing the protected layer")
-    try:
-        out_w, out_h, out_channels, out_depth, out_samples = png_module.decode_png(result)
-    except png_module.PngError as exc:
-        raise PluginError(f"The Fixative engine sent an image this plug-in cannot read ({exc}); the "
-                          "image was not changed.") from exc
-    if (out_w, out_h, out_channels, out_depth) != (width, height, channels, bit_depth):
-        raise PluginError(f"The Fixative engine sent back a {out_w}x{out_h} {out_channels}-channel "
-                          f"{out_depth}-bit image for a {width}x{height} {channels}-channel "
-                          f"{bit_depth}-bit layer; the image was not changed.")
+    out_samples = fixative_plugin.decode_result(outcome.result, width, height, channels, bit_depth)
     data = _swap16_if_little(out_samples) if bit_depth == 16 else out_samples
-    write_result(image, drawable, data, fmt, new_layer)
+    layer = write_result(image, drawable, data, fmt, new_layer)
     Gimp.progress_update(1.0)
     Gimp.displays_flush()
+    return layer, outcome.report
 
 
 def _failure(procedure, message):
@@ -273,17 +258,13 @@ def run(procedure, run_mode, image, drawables, config, _data):
         if not accepted:
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
-        _client, _png = _import_client()
-        try:
-            protect_layer(image, drawables, config)
-        except _client.FixativeClientError as exc:
-            return _failure(procedure, f"Fixative: {exc} The image was not changed.")
-    except PluginError as exc:
-        return _failure(procedure, f"Fixative: {exc}")
-    except Exception as exc:  # anything else still ends in a message, not a traceback dialog
-        traceback.print_exc()
-        return _failure(procedure, f"Fixative: unexpected error ({type(exc).__name__}: {exc}). The image was not "
-                        "changed.")
+        layer, report = protect_layer(image, drawables, config, SCHEMA["current"])
+        if run_mode == Gimp.RunMode.INTERACTIVE and report.get("summary"):
+            Gimp.message("Fixative: " + fixative_plugin.done_text(layer.get_name(), report))
+    except Exception as exc:  # every failure ends in a message, not a traceback dialog
+        if not isinstance(exc, fixative_client.FixativeClientError):
+            traceback.print_exc()
+        return _failure(procedure, fixative_plugin.error_text(exc))
     finally:
         Gimp.progress_end()
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
@@ -311,26 +292,15 @@ class FixativeProtect(Gimp.PlugIn):
             "The result is a new layer above the active one.",
             name)
         procedure.set_attribution("Fixative contributors", "MIT License", "2025")
-        flags = GObject.ParamFlags.READWRITE
-        procedure.add_choice_argument("mode", "_Mode", "What the protection does",
-                                      _make_choice(MODES), "style", flags)
-        procedure.add_choice_argument("intensity", "_Intensity", "How much the pixels may change",
-                                      _make_choice(INTENSITIES), "default", flags)
-        procedure.add_choice_argument("quality", "_Quality", "How long to search",
-                                      _make_choice(QUALITIES), "default", flags)
-        procedure.add_choice_argument("robustness", "_Robustness",
-                                      "Which edits the protection must survive",
-                                      _make_choice(ROBUSTNESS), "standard", flags)
-        procedure.add_string_argument("target-style", "Target _style",
-                                      "Built-in style to push towards, or 'auto'", "auto", flags)
-        procedure.add_string_argument("concept", "_Concept",
-                                      "What the artwork shows (concept poison)", "", flags)
-        procedure.add_string_argument("target-concept", "_Target concept",
-                                      "What AI models should see instead (concept poison)", "",
-                                      flags)
-        procedure.add_boolean_argument("new-layer", "Result as a _new layer",
+        SCHEMA["current"] = fixative_options.load_schema()
+        leading, extra = fixative_options.script_argument_fields(SCHEMA["current"])
+        for field in leading:
+            add_option_argument(procedure, field)
+        procedure.add_boolean_argument("new-layer", "Result as a new layer",
                                        "Put the protected pixels in a new layer above",
-                                       True, flags)
+                                       True, GObject.ParamFlags.READWRITE)
+        for field in extra:
+            add_option_argument(procedure, field)
         return procedure
 
 

@@ -1,0 +1,128 @@
+# -*- coding: utf-8 -*-
+"""What every Fixative plug-in does besides talking to its editor.
+
+The PNG round trip with its size checks, the progress line a person reads ("step 16 of 30,
+about 40 s left"), the one-line result, and the error texts. GIMP 3, GIMP 2.10 and Krita keep
+only their editor glue. Standard library only and Python 2.7 compatible (GIMP 2.10).
+"""
+
+from __future__ import absolute_import, division, print_function, unicode_literals
+
+import re
+import struct
+
+from fixative_client import FixativeClientError, PluginError
+from fixative_png import PngError, decode_png, encode_png
+
+__all__ = [
+    "PluginError", "message_of", "check_layer_size", "encode_layer", "decode_result",
+    "check_result_size", "format_eta", "progress_text", "done_text", "error_text",
+]
+
+_STEP = re.compile(r"step\s+(\d+)\s*(?:/|of)\s*(\d+)")
+_LOSS = re.compile(r",?\s*loss\s*[-+0-9.e]*")
+
+
+def message_of(exc):
+    """The exception's sentence; avoids str(), which fails on non-ASCII text in Python 2."""
+    message = getattr(exc, "message", None)
+    if message:
+        return message
+    return exc.args[0] if exc.args else repr(exc)
+
+
+# -- the pixels' round trip ---------------------------------------------------------------------
+
+def check_layer_size(info, width, height):
+    """PluginError before any work when the engine (``/v1/info`` limits) refuses this size."""
+    max_pixels = ((info or {}).get("limits") or {}).get("max_pixels")
+    if max_pixels and width * height > max_pixels:
+        raise PluginError("This layer has %d pixels; the Fixative engine accepts at most %d. "
+                          "Scale the image down first." % (width * height, max_pixels))
+
+
+def encode_layer(width, height, channels, bit_depth, samples, compress_level=1):
+    """The layer as PNG bytes for the engine (samples as fixative_png.encode_png takes them)."""
+    try:
+        return encode_png(width, height, channels, bit_depth, samples,
+                          compress_level=compress_level)
+    except PngError as exc:
+        raise PluginError("Could not encode the layer (%s)." % message_of(exc))
+
+
+def _describe(width, height, channels, bit_depth):
+    return "%dx%d %d-channel %d-bit" % (width, height, channels, bit_depth)
+
+
+def decode_result(data, width, height, channels, bit_depth):
+    """The protected samples, after checking they have exactly the layer's shape and depth."""
+    try:
+        got = decode_png(data)
+    except PngError as exc:
+        raise PluginError("The Fixative engine sent an image this plug-in cannot read (%s); "
+                          "the image was not changed." % message_of(exc))
+    if got[:4] != (width, height, channels, bit_depth):
+        raise PluginError("The Fixative engine sent back a %s image for a %s layer; the image "
+                          "was not changed." % (_describe(*got[:4]),
+                                                _describe(width, height, channels, bit_depth)))
+    return got[4]
+
+
+def check_result_size(data, width, height):
+    """Like ``decode_result`` for callers that let the editor decode: checks only the size."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
+        raise PluginError("The Fixative engine sent an image that is not a PNG; the image was "
+                          "not changed.")
+    got_width, got_height = struct.unpack(">II", data[16:24])
+    if (got_width, got_height) != (width, height):
+        raise PluginError("The Fixative engine sent back a %dx%d image for a %dx%d layer; the "
+                          "image was not changed." % (got_width, got_height, width, height))
+
+
+# -- words for the artist -----------------------------------------------------------------------
+
+def format_eta(seconds):
+    """'about 40 s left', 'about 2 min 05 s left', or '' when the engine has no estimate."""
+    if seconds is None:
+        return ""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return "about %d s left" % seconds
+    return "about %d min %02d s left" % (seconds // 60, seconds % 60)
+
+
+def progress_text(stage, eta_s=None):
+    """The engine's stage in plain words: 'step 16 of 30, about 40 s left' (never the loss)."""
+    stage = stage or ""
+    step = _STEP.search(stage)
+    if step:
+        words = "step %s of %s" % step.groups()
+    else:
+        words = _LOSS.sub("", stage).replace("()", "").strip() or "protecting"
+    eta = format_eta(eta_s) if eta_s is not None and eta_s >= 1 else ""
+    return ", ".join(part for part in (words, eta) if part)
+
+
+def done_text(layer_name, report=None):
+    """One line when finished: what was added and, when the report says it, how protected."""
+    report = report or {}
+    summary = report.get("summary")
+    text = "Added '%s'" % layer_name
+    if isinstance(summary, type("")) and summary.strip():
+        return "%s. %s" % (text, summary.strip())
+    details = []
+    if isinstance(report.get("psnr"), (int, float)):
+        details.append("PSNR %.1f dB" % report["psnr"])
+    if isinstance(report.get("seconds"), (int, float)):
+        details.append("%.0f s" % report["seconds"])
+    return "%s (%s)." % (text, ", ".join(details)) if details else text + "."
+
+
+def error_text(exc):
+    """The message a plug-in shows for any failure: one sentence, never a traceback."""
+    if isinstance(exc, PluginError):
+        return "Fixative: %s" % message_of(exc)
+    if isinstance(exc, FixativeClientError):
+        return "Fixative: %s The image was not changed." % message_of(exc)
+    return ("Fixative: unexpected error (%s: %s). The image was not changed."
+            % (type(exc).__name__, message_of(exc)))
