@@ -399,8 +399,6 @@ def test_fallback_schema_equals_what_the_engine_publishes():
     env = {**os.environ, "PYTHONPATH": str(REPO / "engine")}
     done = subprocess.run([sys.executable, "-m", "fixative.cli", "options-schema"],
                           capture_output=True, text=True, env=env, timeout=120)
-    if done.returncode != 0 and "invalid choice" in done.stderr:
-        pytest.skip("the engine has no `fixative options-schema` verb yet (issue 12, engine side)")
     assert done.returncode == 0, done.stderr
     assert json.loads(FALLBACK.read_text()) == json.loads(done.stdout)
 
