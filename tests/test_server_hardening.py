@@ -48,3 +48,31 @@ def test_lock_file_is_private(tmp_path):
         assert (os.stat(home / "state" / "engine.lock").st_mode & 0o777) == 0o600
     finally:
         assert engine.stop() == 0
+
+
+# -- 10. --allow-remote ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("extra", "needed"), [
+    ((), "--allow-remote"),
+    (("--allow-remote",), "--allowed-host"),
+    (("--allow-remote", "--allowed-host", "art.lan"), "--insecure-remote"),
+    (("--allow-remote", "--allowed-host", "art.lan", "--insecure-remote", "--ssl-keyfile", "k.pem"), "go together"),
+])
+def test_remote_bind_needs_host_list_and_tls(tmp_path, extra, needed):
+    result = run_cli(tmp_path, "serve", "--host", "0.0.0.0", "--port", "0", "--no-preload", *extra)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert needed in result.stderr
+    assert not (tmp_path / "state" / "engine.json").exists()
+
+
+def test_allowed_host_names_are_the_only_extra_hosts(tmp_path):
+    from tests.helpers.engine import start_engine
+
+    engine = start_engine(tmp_path / "home", "--no-preload", "--allowed-host", "art.test")
+    try:
+        port = engine.url.rsplit(":", 1)[1]
+        for host, expected in ((f"art.test:{port}", 200), (f"ART.test:{port}", 200), (f"other.test:{port}", 403),
+                               (f"art.test:{int(port) + 1}", 403)):
+            response = engine.request("GET", "/v1/info", headers={"Host": host})
+            assert response.status_code == expected, (host, response.text)
+    finally:
+        assert engine.stop() == 0

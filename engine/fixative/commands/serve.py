@@ -13,7 +13,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port; 0 = a free one (default)")
     parser.add_argument("--allow-remote", action="store_true",
-                        help="allow a non-loopback --host (other machines can then reach the engine)")
+                        help="allow a non-loopback --host (other machines can then reach the engine); "
+                             "needs --allowed-host and TLS (or --insecure-remote)")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                        help="Host header value accepted besides loopback (name or name:port; repeatable)")
+    parser.add_argument("--ssl-certfile", default=None, metavar="PEM", help="TLS certificate (serve https)")
+    parser.add_argument("--ssl-keyfile", default=None, metavar="PEM", help="TLS private key")
+    parser.add_argument("--insecure-remote", action="store_true",
+                        help="with --allow-remote: serve plain HTTP (token in clear) instead of refusing")
     parser.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                         help="browser Origin allowed to call the API (repeatable; none by default)")
     parser.add_argument("--idle-exit", type=float, default=None, metavar="MINUTES",
@@ -54,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
             raise FixativeError(message)
     logging.basicConfig(level=args.log_level.upper(), format="fixative serve: %(levelname)s %(message)s")
     config = ServerConfig(
-        host=args.host, port=args.port, allow_remote=args.allow_remote,
+        host=args.host, port=args.port, allow_remote=args.allow_remote, extra_hosts=list(args.allowed_host),
+        insecure_remote=args.insecure_remote, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
         allowed_origins=list(args.allow_origin), max_queue=args.max_queue, max_pixels=args.max_pixels,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024), lease_seconds=args.lease_seconds,
         result_ttl=args.result_ttl, idle_exit_s=None if args.idle_exit is None else args.idle_exit * 60,

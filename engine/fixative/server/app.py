@@ -156,6 +156,7 @@ class GuardMiddleware:
         self.config = config
         self.activity = activity
         self.token = config.token.encode()
+        self.allowed_hosts = config.allowed_hosts()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -206,7 +207,7 @@ class GuardMiddleware:
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> JSONResponse | None:
         host = headers.get("host", "").lower()
-        if not self.config.any_host() and host not in self.config.allowed_hosts():
+        if host not in self.allowed_hosts:
             return error_response(403, "forbidden_host",
                                   f"Host {host or '(none)'!r} is not this engine's loopback address.")
         origin = headers.get("origin")
