@@ -5,16 +5,160 @@ Everything here talks to 127.0.0.1 only and is bounded in time and in the number
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
+import numpy as np
 import pytest
 
-from tests.helpers.engine import engine_env
+from tests.helpers.engine import EngineHandle, engine_env, start_engine
+from tests.helpers.images import png_bytes
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes, /proc and signals")
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory) -> EngineHandle:
+    """One engine for the input checks; a fake ``gs`` on its PATH records any Ghostscript attempt."""
+    home = tmp_path_factory.mktemp("hardening-home")
+    fake_bin = home / "bin"
+    fake_bin.mkdir()
+    marker = home / "ghostscript-was-run"
+    (fake_bin / "gs").write_text(f"#!/bin/sh\ntouch '{marker}'\nexit 1\n")
+    (fake_bin / "gs").chmod(0o755)
+    handle = start_engine(home, "--no-preload", "--max-queue", "2", "--lease-seconds", "5",
+                          env={"PATH": f"{fake_bin}{os.pathsep}{os.environ.get('PATH', '')}"})
+    handle.ghostscript_marker = marker  # type: ignore[attr-defined]
+    yield handle
+    assert handle.stop() == 0, handle.log()
+    assert "Traceback" not in handle.log(), handle.log()
+
+
+def submit(engine: EngineHandle, image: bytes, options: dict | str | None = None, filename: str = "art.png",
+           **files: tuple[str, bytes]) -> httpx.Response:
+    data = {}
+    if options is not None:
+        data["options"] = options if isinstance(options, str) else json.dumps(options)
+    parts = {"image": (filename, image, "image/png"), **{name: (*value, "image/png") for name, value in files.items()}}
+    response = engine.request("POST", "/v1/jobs", files=parts, data=data)
+    if response.status_code == 202:
+        engine.request("DELETE", f"/v1/jobs/{response.json()['id']}")
+    return response
+
+
+def assert_error(response: httpx.Response, status: int | tuple[int, ...], code: str | None = None) -> dict:
+    statuses = status if isinstance(status, tuple) else (status,)
+    assert response.status_code in statuses, response.text
+    assert response.headers["content-type"].startswith("application/json"), response.headers
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    return body["error"]
+
+
+def tiff_bytes(array: np.ndarray, **kwargs) -> bytes:
+    import tifffile
+
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, array, **kwargs)
+    return buffer.getvalue()
+
+
+def proc_status(pid: int, key: str) -> int:
+    """A /proc/PID/status memory field in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"{key} not in /proc/{pid}/status")
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+# -- 1. decompression bombs ------------------------------------------------------------------------------
+def test_tiff_sample_bomb_is_refused_from_the_header_with_little_memory(engine):
+    bomb = tiff_bytes(np.zeros((64, 64, 60_000), np.uint8), compression="zlib", photometric="minisblack",
+                      planarconfig="contig")
+    assert len(bomb) < 1_000_000  # small on disk, 245 MB once decoded
+    # Warm up the upload path (imports, thread pool) with a small refused TIFF, then measure from idle.
+    assert_error(submit(engine, tiff_bytes(np.zeros((8, 8), np.int8))), 400, "bad_image")
+    idle = proc_status(engine.pid, "VmRSS")
+    Path(f"/proc/{engine.pid}/clear_refs").write_text("5")  # reset VmHWM (the peak) to the current RSS
+    started = time.monotonic()
+    error = assert_error(submit(engine, bomb, filename="bomb.tif"), (400, 413))
+    seconds = time.monotonic() - started
+    peak = proc_status(engine.pid, "VmHWM")
+    print(f"\nTIFF bomb (64x64x60000 zlib, {len(bomb):,} bytes): idle RSS {idle / 2**20:.1f} MiB, "
+          f"peak {peak / 2**20:.1f} MiB, +{(peak - idle) / 2**20:.1f} MiB, answered in {seconds:.2f} s")
+    assert "60000 samples per pixel" in error["message"]
+    assert peak - idle <= 100 * 2**20
+
+
+@pytest.mark.parametrize(("array", "kwargs", "expected"), [
+    (np.zeros((6, 16, 16), np.uint8), {"volumetric": True, "tile": (16, 16)}, "volume"),
+    (np.zeros((300, 4, 4), np.uint8), {}, "pages"),
+    (np.zeros((64, 64, 4), np.float64), {"photometric": "rgb"}, "64-bit floating-point"),
+    (np.zeros((64, 64), np.int8), {}, "signed 8-bit integer"),
+    (np.zeros((64, 64), np.int16), {}, "signed 16-bit integer"),
+    (np.zeros((64, 64), bool), {}, "1-bit (black and white)"),
+])
+def test_tiff_layouts_are_refused_from_the_header_with_a_true_message(engine, array, kwargs, expected):
+    data = tiff_bytes(array, **kwargs) if expected != "pages" else _multipage(array)
+    error = assert_error(submit(engine, data, filename="x.tif"), 400, "bad_image")
+    assert expected in error["message"]
+
+
+def _multipage(pages: np.ndarray) -> bytes:
+    import tifffile
+
+    buffer = io.BytesIO()
+    with tifffile.TiffWriter(buffer) as writer:
+        for page in pages:
+            writer.write(page)
+    return buffer.getvalue()
+
+
+def test_pixel_limit_counts_every_format_from_the_header(tmp_path):
+    engine = start_engine(tmp_path / "home", "--no-preload", "--max-pixels", "4096")
+    try:
+        big_tiff = tiff_bytes(np.zeros((65, 64, 3), np.uint8), compression="zlib")
+        assert_error(submit(engine, big_tiff, filename="a.tif"), 413, "too_many_pixels")
+        from PIL import Image
+
+        jpeg = io.BytesIO()
+        Image.new("RGB", (65, 64)).save(jpeg, "JPEG")
+        small = png_bytes(np.full((64, 64, 3), 128, np.uint8))
+        error = assert_error(submit(engine, small, anchor=("a.jpg", jpeg.getvalue())), 413, "too_many_pixels")
+        assert "anchor" in error["message"]
+    finally:
+        assert engine.stop() == 0
+
+
+# -- 4. magic bytes before any decoder ---------------------------------------------------------------------
+def test_eps_named_png_is_400_and_ghostscript_never_runs(engine):
+    from PIL import Image
+
+    eps = io.BytesIO()
+    Image.new("RGB", (32, 32), (200, 10, 10)).save(eps, "EPS")
+    gif = io.BytesIO()
+    Image.new("P", (32, 32)).save(gif, "GIF")
+    small = png_bytes(np.full((32, 32, 3), 128, np.uint8))
+    for response in (submit(engine, eps.getvalue(), filename="x.png"),
+                     submit(engine, gif.getvalue(), filename="x.png"),
+                     submit(engine, small, style_image=("s.png", eps.getvalue())),
+                     submit(engine, small, anchor=("a.png", eps.getvalue()))):
+        error = assert_error(response, 400, "bad_image")
+        assert "first bytes" in error["message"]
+    time.sleep(0.5)
+    assert not engine.ghostscript_marker.exists()
 
 
 def run_cli(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:

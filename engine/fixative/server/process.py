@@ -149,6 +149,9 @@ def serve(config: ServerConfig, *, out: TextIO | None = None, log_level: str = "
 
 
 def _run(config: ServerConfig, *, out: TextIO, log_level: str) -> int:
+    from fixative.imageio import restrict_pillow
+
+    restrict_pillow()  # this process decodes untrusted uploads: PNG, TIFF and JPEG only
     sock = bind_socket(config.host, config.port)
     config.port = sock.getsockname()[1]
     app = create_app(config)

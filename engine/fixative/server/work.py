@@ -12,7 +12,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from fixative.errors import BadImage, FixativeError, TooManyPixels
+from fixative.errors import BadImage, FixativeError
 from fixative.options import ProtectOptions
 from fixative.server.jobs import CancelFn, JobOutput, ProgressFn
 
@@ -36,27 +36,19 @@ class JobPayload:
 
 
 def check_upload(data: bytes, *, field: str, max_pixels: int, formats: frozenset[str]) -> tuple[int, int]:
-    """Size from the header first (413 without decoding), then a full decode (400 if corrupt)."""
-    from fixative.imageio import probe_size
+    """Magic bytes and header first (400/413 before any decoder runs), then a full decode (400 if corrupt)."""
+    from fixative.imageio import inspect_header
 
     if not data:
         raise BadImage(f"The {field} upload is empty.")
-    try:
-        width, height = probe_size(data)
-    except FixativeError:
-        raise
-    except Exception as exc:
-        raise BadImage(f"The {field} upload is not a readable image: {exc}") from exc
-    if width * height > max_pixels:
-        raise TooManyPixels(f"The {field} has {width}×{height} = {width * height:,} pixels; "
-                            f"this engine accepts at most {max_pixels:,}.")
+    header = inspect_header(data, max_pixels=max_pixels, formats=formats, what=field)
     loaded = _load(data, field=field, max_pixels=max_pixels)
     image_format = str(loaded.format).upper()
     if image_format not in formats:
         raise BadImage(f"The {field} is {image_format}; send one of {', '.join(sorted(formats))}.")
     if field == "image" and int(loaded.bit_depth) not in (8, 16):
         raise BadImage(f"The image has {loaded.bit_depth}-bit channels; send 8- or 16-bit PNG or TIFF.")
-    return width, height
+    return header.width, header.height
 
 
 def _load(data: bytes, *, field: str, max_pixels: int) -> Any:
