@@ -220,3 +220,41 @@ def test_allowed_host_names_are_the_only_extra_hosts(tmp_path):
             assert response.status_code == expected, (host, response.text)
     finally:
         assert engine.stop() == 0
+
+
+# -- 2. no 5xx: nesting, surrogates, every record serialises ------------------------------------------------
+SMALL_PNG = png_bytes(np.full((32, 32, 3), 128, np.uint8))
+
+
+@pytest.mark.parametrize("options", [
+    "[" * 5000, '{"models": ' + "[" * 5000 + "]" * 5000 + "}", '{"a": ' * 3000 + "1" + "}" * 3000,
+    '{"target_style": "\\ud800"}', '{"models": ["vae:\\ud800"]}', '{"concept": "x\\udfff"}',
+    '{"\\ud800": 1}', '{"mode": "\\ud800"}', '{"models": "taef2,\\udc00"}', '"' + "a" * 70_000 + '"',
+])
+def test_malformed_options_are_422_json_never_500(engine, options):
+    error = assert_error(submit(engine, SMALL_PNG, options), 422)
+    assert error["code"] in ("bad_options", "unknown_model", "unknown_style")
+    assert engine.request("GET", "/v1/health").status_code == 200
+
+
+def test_every_job_record_serialises(engine):
+    created = submit_kept(engine, SMALL_PNG, {"models": ["taef2"], "concept": "a cat " * 30, "mode": "style",
+                                              "target_style": "auto", "steps": 1})
+    job_id = created.json()["id"]
+    try:
+        for path in (f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/report"):
+            response = engine.request("GET", path)
+            assert response.status_code in (200, 409), response.text
+            response.json()
+    finally:
+        assert engine.request("DELETE", f"/v1/jobs/{job_id}").status_code == 200
+    final = engine.wait_job(job_id, timeout=120)
+    assert final["state"] == "cancelled" and final["error"]["code"] == "cancelled", final
+
+
+def submit_kept(engine: EngineHandle, image: bytes, options: dict) -> httpx.Response:
+    """Submit and keep the job (the caller deletes it)."""
+    response = engine.request("POST", "/v1/jobs", files={"image": ("a.png", image, "image/png")},
+                              data={"options": json.dumps(options)})
+    assert response.status_code == 202, response.text
+    return response

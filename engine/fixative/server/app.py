@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import json
 import logging
 import threading
 import time
@@ -29,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fixative import __version__, options
 from fixative.errors import BadOptions, FixativeError
+from fixative.server import limits
 from fixative.server.config import ServerConfig
 from fixative.server.jobs import JobManager, JobOutput, QueueFull
 from fixative.server.work import (
@@ -121,7 +121,9 @@ JOB_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+    """The one error shape; the message is made valid UTF-8 so an answer can never fail to encode."""
+    return JSONResponse({"error": {"code": code, "message": limits.echo(message, 2000)}}, status_code=status,
+                        headers=headers)
 
 
 # -- the guard ---------------------------------------------------------------------------------------
@@ -420,10 +422,7 @@ def _parse_options(text: str | None, config: ServerConfig) -> options.ProtectOpt
     """JSON text → ProtectOptions; anything wrong is a 422 naming the field."""
     values: Any = {}
     if text is not None and text.strip():
-        try:
-            values = json.loads(text)
-        except ValueError as exc:
-            raise BadOptions(f"options is not valid JSON: {exc}") from exc
+        values = limits.parse_options_text(text)
     if not isinstance(values, dict):
         raise BadOptions("options must be a JSON object with ProtectOptions fields.")
     if "pipeline" in values:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fixative.errors import Cancelled, FixativeError
+from fixative.server.limits import echo
 
 log = logging.getLogger("fixative.server")
 
@@ -210,9 +211,9 @@ class JobManager:
                 "state": job.state,
                 "progress": round(job.progress, 4),
                 "eta_s": job.eta_s,
-                "stage": job.stage,
+                "stage": echo(job.stage, 200),
                 "queue_position": self._position_locked(job),
-                "error": dict(job.error) if job.error else None,
+                "error": {key: echo(str(value)) for key, value in job.error.items()} if job.error else None,
             }
 
     def output(self, job_id: str, *, is_result: bool = False) -> JobOutput:
