@@ -258,3 +258,32 @@ def submit_kept(engine: EngineHandle, image: bytes, options: dict) -> httpx.Resp
                               data={"options": json.dumps(options)})
     assert response.status_code == 202, response.text
     return response
+
+
+# -- 3. no paths or downloads through a job -----------------------------------------------------------------
+@pytest.mark.parametrize("models", [["vae:/etc"], ["vae:/nonexistent/dir"], ["vae:/etc/passwd"],
+                                    ["vae:stabilityai/sd-vae-ft-mse"], "taef2,vae:/tmp", ["someone/some-repo"]])
+def test_paths_and_hub_ids_are_422_and_reveal_nothing(engine, models):
+    error = assert_error(submit(engine, SMALL_PNG, {"models": models}), 422, "unknown_model")
+    for leak in ("/etc", "/tmp", "/nonexistent", "passwd", "exist", "directory", "JSON", "repo id or folder"):
+        assert leak not in error["message"], error
+    assert "taef2" in error["message"]
+
+
+def test_allow_model_lets_the_user_configure_extra_models(tmp_path):
+    folder = tmp_path / "my-vae"
+    engine = start_engine(tmp_path / "home", "--no-preload", "--allow-model", f"vae:{folder}")
+    try:
+        created = submit_kept(engine, SMALL_PNG, {"models": [f"vae:{folder}"], "steps": 1})
+        job_id = created.json()["id"]
+        final = engine.wait_job(job_id, timeout=120)
+        assert final["state"] == "failed", final  # accepted; the empty folder then fails inside the job
+        assert_error(submit(engine, SMALL_PNG, {"models": [f"vae:{folder}x"]}), 422, "unknown_model")
+    finally:
+        assert engine.stop() == 0
+
+
+def test_cli_still_accepts_vae_paths():
+    from fixative.options import ProtectOptions
+
+    assert ProtectOptions(models=["vae:/some/folder"]).models == ["vae:/some/folder"]

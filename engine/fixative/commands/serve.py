@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="seconds a finished job's result is kept (600)")
     parser.add_argument("--pipeline", default=None,
                         help="diffusers pipeline (repo id or folder) used by all jobs for targets/anchors")
+    parser.add_argument("--allow-model", action="append", default=[], metavar="NAME",
+                        help="model jobs may use besides the built-in names, e.g. vae:/path/to/vae (repeatable)")
     parser.add_argument("--no-preload", action="store_true",
                         help="do not load the default encoders at start (first job is slower)")
     parser.add_argument("--log-level", default="warning",
@@ -66,5 +68,5 @@ def run(args: argparse.Namespace) -> int:
         allowed_origins=list(args.allow_origin), max_queue=args.max_queue, max_pixels=args.max_pixels,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024), lease_seconds=args.lease_seconds,
         result_ttl=args.result_ttl, idle_exit_s=None if args.idle_exit is None else args.idle_exit * 60,
-        preload=not args.no_preload, pipeline=args.pipeline)
+        preload=not args.no_preload, pipeline=args.pipeline, allowed_models=list(args.allow_model))
     return serve(config, log_level=args.log_level)

@@ -430,10 +430,14 @@ def _parse_options(text: str | None, config: ServerConfig) -> options.ProtectOpt
                          "start the engine with 'fixative serve --pipeline ...' instead.")
     if config.pipeline:
         values["pipeline"] = config.pipeline
+    if "models" in values:  # before the options' own check, whose message offers vae:<path>
+        limits.check_models(limits.model_names(values["models"]), config.allowed_models)
     try:
-        return options.ProtectOptions.model_validate(values)
+        parsed = options.ProtectOptions.model_validate(values)
     except ValidationError as exc:
         raise BadOptions(f"Invalid options: {_describe(exc.errors(include_url=False))}") from exc
+    limits.check_models(parsed.models, config.allowed_models)
+    return parsed
 
 
 def _describe(errors: list[Any]) -> str:

@@ -48,6 +48,8 @@ class ServerConfig:
     idle_exit_s: float | None = None
     preload: bool = True
     pipeline: str | None = None
+    allowed_models: list[str] = field(default_factory=list)
+    """--allow-model names jobs may use besides the registry's (e.g. vae:/path): set here, never per job."""
     """diffusers pipeline for all jobs: set here, never per request (no paths over HTTP)."""
 
     def allowed_hosts(self) -> set[str]:

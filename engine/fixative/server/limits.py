@@ -93,6 +93,13 @@ def echo(text: str, limit: int = MAX_ECHO_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def model_names(raw: Any) -> list[str]:
+    """The model names in a raw ``models`` value (a list, or one comma-separated string)."""
+    if isinstance(raw, str):
+        raw = raw.split(",")
+    return [name.strip() for name in raw if isinstance(name, str) and name.strip()] if isinstance(raw, list) else []
+
+
 def check_models(models: Iterable[str], allowed_extra: Iterable[str] = ()) -> None:
     """Over HTTP only names the engine already knows: registry names and the models configured with
     ``fixative serve --allow-model``. No ``vae:<path or repo>``: a job must not read local folders
