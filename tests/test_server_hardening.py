@@ -287,3 +287,31 @@ def test_cli_still_accepts_vae_paths():
     from fixative.options import ProtectOptions
 
     assert ProtectOptions(models=["vae:/some/folder"]).models == ["vae:/some/folder"]
+
+
+# -- 8. documented behaviour ----------------------------------------------------------------------------
+def test_unknown_target_style_is_422_at_submit_and_long_text_is_not_echoed(engine):
+    error = assert_error(submit(engine, SMALL_PNG, {"target_style": "no-such-style"}), 422, "unknown_style")
+    assert "no-such-style" in error["message"] and "op-art-stripes" in error["message"]
+    error = assert_error(submit(engine, SMALL_PNG, {"target_style": "y" * 900}), 422, "unknown_style")
+    assert len(error["message"]) < 400
+    error = assert_error(submit(engine, SMALL_PNG, {"target_style": "z" * 50_000}), 422, "bad_options")
+    assert len(error["message"]) < 400
+    # a style image makes target_style irrelevant; poison mode does not use it either
+    assert submit(engine, SMALL_PNG, {"target_style": "whatever"}, style_image=("s.png", SMALL_PNG)).status_code == 202
+    assert submit(engine, SMALL_PNG, {"target_style": "whatever", "mode": "poison", "concept": "a cat",
+                                      "target_concept": "a dog"}).status_code == 202
+
+
+def test_too_small_image_is_a_clear_400(engine):
+    error = assert_error(submit(engine, png_bytes(np.full((8, 40, 3), 90, np.uint8))), 400, "bad_image")
+    assert "40×8" in error["message"] and "16" in error["message"]
+
+
+def test_image_too_flat_to_protect_fails_with_a_clear_message(engine):
+    created = submit_kept(engine, png_bytes(np.zeros((64, 64, 3), np.uint8)),
+                          {"models": ["taef2"], "steps": 1, "quality": "fast", "robustness": "off",
+                           "target_style": "op-art-stripes"})
+    final = engine.wait_job(created.json()["id"], timeout=300)
+    assert final["state"] == "failed", final
+    assert final["error"]["code"] == "nothing_to_protect" and "too flat" in final["error"]["message"]

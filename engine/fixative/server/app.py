@@ -342,6 +342,8 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
     ) -> JSONResponse:
         """Queue one protection job; poll GET /v1/jobs/{id} to keep its lease."""
         protect_options = _parse_options(options_json, config)
+        limits.check_style(protect_options.target_style, mode=protect_options.mode,
+                           has_style_image=style_image is not None, has_pipeline=bool(config.pipeline))
         image_bytes = await image.read()
         style_bytes = await style_image.read() if style_image is not None else None
         anchor_bytes = await anchor.read() if anchor is not None else None
@@ -412,7 +414,8 @@ def asgi_app(app: FastAPI) -> ASGIApp:
 
 
 def _check_payload(payload: JobPayload) -> None:
-    check_upload(payload.image, field="image", max_pixels=payload.max_pixels, formats=IMAGE_FORMATS)
+    width, height = check_upload(payload.image, field="image", max_pixels=payload.max_pixels, formats=IMAGE_FORMATS)
+    limits.check_protectable_size(width, height)
     for name, data in (("style_image", payload.style_image), ("anchor", payload.anchor)):
         if data is not None:
             check_upload(data, field=name, max_pixels=payload.max_pixels, formats=REFERENCE_FORMATS)

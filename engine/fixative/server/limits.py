@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from fixative.errors import BadOptions, UnknownModel, UnknownStyle
+from fixative.errors import BadImage, BadOptions, FixativeError, UnknownModel, UnknownStyle
 
 MAX_OPTIONS_CHARS = 64 * 1024
 """The options JSON is a handful of short fields; anything longer is not a real client."""
@@ -18,6 +18,8 @@ MAX_OPTIONS_DEPTH = 4
 MAX_OPTION_STRING = 1000
 MAX_ECHO_CHARS = 300
 """Longest piece of client text repeated back in a job's status or an error message."""
+MIN_SIDE = 16
+"""Below this many pixels on a side the encoders' statistics are undefined (the result would be NaN)."""
 MULTIPART_OVERHEAD = 16 * 1024 * 1024
 """Body allowance on top of the largest image: form framing, options, a style image and an anchor."""
 
@@ -134,3 +136,26 @@ def default_body_limit(max_pixels: int) -> int:
     PNG adds a filter byte per row and 5 bytes per 64 KiB block), plus room for the form."""
     raw = max_pixels * 8
     return raw + raw // 100 + MULTIPART_OVERHEAD
+
+
+class NothingToProtect(FixativeError):
+    """The optimisation could not change the image (e.g. pure black or white): say so, no silent "done"."""
+
+    code = "nothing_to_protect"
+    http_status = 422
+
+
+def check_protectable_size(width: int, height: int) -> None:
+    if min(width, height) < MIN_SIDE:
+        raise BadImage(f"The image is {width}×{height} pixels; the engine protects images of at least "
+                       f"{MIN_SIDE} pixels on each side.")
+
+
+def check_changed(psnr: float | None, linf: float | None) -> None:
+    """After protect(): an unchanged image (infinite PSNR) or undefined statistics (NaN) is a failure
+    the artist must see, not a "done" with PSNR null and the same pixels."""
+    import math
+
+    if psnr is None or linf is None or not math.isfinite(psnr) or not math.isfinite(linf) or linf == 0:
+        raise NothingToProtect("The image is too flat (a single colour at the edge of the range) or too small "
+                               "to carry a protection; nothing was changed.")

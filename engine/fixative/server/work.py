@@ -15,6 +15,7 @@ from typing import Any
 from fixative.errors import BadImage, FixativeError
 from fixative.options import ProtectOptions
 from fixative.server.jobs import CancelFn, JobOutput, ProgressFn
+from fixative.server.limits import check_changed
 
 MEDIA_TYPES = {"PNG": "image/png", "TIFF": "image/tiff", "JPEG": "image/jpeg"}
 EXTENSIONS = {"PNG": "png", "TIFF": "tif", "JPEG": "jpg"}
@@ -77,6 +78,7 @@ def run_protect_job(payload: JobPayload, progress: ProgressFn, cancel: CancelFn)
         anchors = [_load(payload.anchor, field="anchor", max_pixels=payload.max_pixels).array]
     result = protect(loaded.array, payload.options, style_image=style, anchor_images=anchors,
                      progress=progress, cancel=cancel)
+    check_changed(result.stats.psnr, result.stats.linf)
     image_format = str(loaded.format).upper()
     encoded = encode_like(result, loaded)
     return JobOutput(result=encoded, media_type=MEDIA_TYPES.get(image_format, "application/octet-stream"),
