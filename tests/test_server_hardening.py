@@ -315,3 +315,81 @@ def test_image_too_flat_to_protect_fails_with_a_clear_message(engine):
     final = engine.wait_job(created.json()["id"], timeout=300)
     assert final["state"] == "failed", final
     assert final["error"]["code"] == "nothing_to_protect" and "too flat" in final["error"]["message"]
+
+
+# -- 7. JSON errors wherever the server controls the answer -----------------------------------------------
+ORIGIN = "http://allowed.example"
+
+
+@pytest.fixture(scope="module")
+def cors_engine(tmp_path_factory) -> EngineHandle:
+    handle = start_engine(tmp_path_factory.mktemp("cors-home"), "--no-preload", "--allow-origin", ORIGIN)
+    yield handle
+    assert handle.stop() == 0, handle.log()
+    assert "Traceback" not in handle.log(), handle.log()
+
+
+def raw_exchange(engine: EngineHandle, request: bytes, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (no client library fixes them up); read the answer until the server closes."""
+    import socket
+
+    host, port = engine.url.rsplit("/", 1)[1].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(request)
+        received = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except (TimeoutError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            received += chunk
+            if b"\r\n\r\n" in received:
+                head, _, body = received.partition(b"\r\n\r\n")
+                length = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+                if length and len(body) >= int(length[0].split(b":")[1]):
+                    break
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in lines[1:])}
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize("request_head", [
+    b"GET /v1/health HTTP/1.1\r\n\r\n",                                                  # no Host
+    b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nHost: 127.0.0.1:{port}\r\n\r\n",  # two Hosts
+    b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+    b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: -1\r\n\r\n",
+    b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+    b"GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nBad Header Line\r\n\r\n",
+])
+def test_malformed_http_gets_a_json_400(cors_engine, request_head):
+    port = cors_engine.url.rsplit(":", 1)[1].encode()
+    status, headers, body = raw_exchange(cors_engine, request_head.replace(b"{port}", port))
+    assert status == 400, body
+    assert headers["content-type"].startswith("application/json"), headers
+    assert json.loads(body)["error"]["code"] == "bad_request"
+
+
+def test_trailing_slash_cors_401_and_preflight_are_json(cors_engine):
+    token = {"Authorization": f"Bearer {cors_engine.token}"}
+    tiny = png_bytes(np.full((4, 4, 3), 9, np.uint8))  # checked and refused by the upload route itself
+    response = httpx.post(cors_engine.url + "/v1/jobs/", headers=token, timeout=10,
+                          files={"image": ("a.png", tiny, "image/png")}, data={"options": '{"steps": 1}'})
+    assert "4×4" in assert_error(response, 400, "bad_image")["message"]  # the same route, not a 307
+    assert_error(cors_engine.request("GET", "/v1/info/"), 404, "not_found")
+
+    refused = cors_engine.request("GET", "/v1/info", token=None, headers={"Origin": ORIGIN})
+    assert_error(refused, 401, "unauthorized")
+    assert refused.headers["access-control-allow-origin"] == ORIGIN
+
+    for method, asked_headers in (("PUT", "authorization"), ("GET", "x-evil")):
+        preflight = cors_engine.request("OPTIONS", "/v1/info", token=None, headers={
+            "Origin": ORIGIN, "Access-Control-Request-Method": method, "Access-Control-Request-Headers": asked_headers})
+        assert_error(preflight, 400, "cors_refused")
+    allowed = cors_engine.request("OPTIONS", "/v1/info", token=None, headers={
+        "Origin": ORIGIN, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"})
+    assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == ORIGIN
+    assert_error(cors_engine.request("PATCH", "/v1/jobs/x", headers={"Origin": ORIGIN}), 405, "method_not_allowed")

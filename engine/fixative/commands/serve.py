@@ -29,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-pixels", type=int, default=100_000_000,
                         help="largest image in pixels, checked from the header (100000000)")
     parser.add_argument("--max-body-mb", type=float, default=1024, help="largest request body in MB (1024)")
+    parser.add_argument("--max-connections", type=int, default=100,
+                        help="open connections at once; more get 503 (100)")
+    parser.add_argument("--header-timeout", type=float, default=10.0,
+                        help="seconds a client has to send its request headers (10)")
+    parser.add_argument("--min-upload-rate", type=float, default=8.0, metavar="KIB_PER_S",
+                        help="slowest average upload accepted after 10 s, in KiB/s (8)")
     parser.add_argument("--lease-seconds", type=float, default=30.0,
                         help="cancel a job whose client has not polled for this long (30)")
     parser.add_argument("--result-ttl", type=float, default=600.0,
@@ -55,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
               (args.max_queue < 1, "--max-queue must be at least 1"),
               (args.max_pixels < 1, "--max-pixels must be positive"),
               (args.max_body_mb <= 0, "--max-body-mb must be positive"),
+              (args.max_connections < 1, "--max-connections must be at least 1"),
+              (args.header_timeout <= 0, "--header-timeout must be positive"),
+              (args.min_upload_rate < 0, "--min-upload-rate must not be negative"),
               (args.lease_seconds <= 0, "--lease-seconds must be positive"),
               (args.result_ttl <= 0, "--result-ttl must be positive"),
               (args.idle_exit is not None and args.idle_exit <= 0, "--idle-exit must be positive")]
@@ -68,5 +77,7 @@ def run(args: argparse.Namespace) -> int:
         allowed_origins=list(args.allow_origin), max_queue=args.max_queue, max_pixels=args.max_pixels,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024), lease_seconds=args.lease_seconds,
         result_ttl=args.result_ttl, idle_exit_s=None if args.idle_exit is None else args.idle_exit * 60,
+        max_connections=args.max_connections, header_timeout=args.header_timeout,
+        min_upload_rate=args.min_upload_rate * 1024,
         preload=not args.no_preload, pipeline=args.pipeline, allowed_models=list(args.allow_model))
     return serve(config, log_level=args.log_level)

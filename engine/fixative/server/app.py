@@ -24,6 +24,7 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fixative import __version__, options
@@ -174,6 +175,10 @@ class GuardMiddleware:
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         refusal = self._refusal(scope, headers)
         if refusal is not None:
+            origin = headers.get("origin")
+            if origin is not None and origin in self.config.allowed_origins:  # so the page can read why
+                refusal.headers["Access-Control-Allow-Origin"] = origin
+                refusal.headers["Vary"] = "Origin"
             await refusal(scope, receive, send)
             return
         limit = self.config.max_body_bytes
@@ -208,6 +213,8 @@ class GuardMiddleware:
             await self._too_large(scope, receive, send, drain=True)
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> JSONResponse | None:
+        if sum(1 for key, _ in scope["headers"] if key.lower() == b"host") > 1:
+            return error_response(400, "bad_request", "The request has more than one Host header.")
         host = headers.get("host", "").lower()
         if host not in self.allowed_hosts:
             return error_response(403, "forbidden_host",
@@ -217,7 +224,7 @@ class GuardMiddleware:
             return error_response(403, "forbidden_origin",
                                   f"Requests from origin {origin!r} are not allowed (see --allow-origin).")
         if scope["method"] == "OPTIONS" and origin is not None:
-            return None  # CORS preflight from an allowed origin carries no token
+            return _preflight_refusal(headers)  # a CORS preflight from an allowed origin carries no token
         if scope["path"] == HEALTH_PATH:
             return None
         scheme, _, presented = headers.get("authorization", "").partition(" ")
@@ -242,6 +249,27 @@ class GuardMiddleware:
                                   f"The request is larger than this engine's limit of "
                                   f"{self.config.max_body_bytes:,} bytes.", headers={"Connection": "close"})
         await response(scope, receive, send)
+
+
+CORS_METHODS = ("GET", "POST", "DELETE")
+CORS_HEADERS = ("authorization", "content-type")
+
+
+def _preflight_refusal(headers: dict[str, str]) -> JSONResponse | None:
+    """A preflight asking for a method or header the API never allows gets a JSON 400 here
+    (Starlette's CORS middleware would answer text/plain)."""
+    method = headers.get("access-control-request-method")
+    if method is None:
+        return None
+    asked = [name.strip().lower() for name in headers.get("access-control-request-headers", "").split(",")
+             if name.strip()]
+    refused = [name for name in asked if name not in CORS_HEADERS and name not in (
+        "accept", "accept-language", "content-language")]
+    if method.upper() not in CORS_METHODS or refused:
+        what = f"method {method}" if method.upper() not in CORS_METHODS else f"headers {', '.join(refused)}"
+        return error_response(400, "cors_refused", f"Cross-origin {limits.echo(what, 100)} not allowed; "
+                              f"methods {', '.join(CORS_METHODS)}, headers Authorization and Content-Type.")
+    return None
 
 
 # -- the application -----------------------------------------------------------------------------------
@@ -269,7 +297,7 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
             await run_in_threadpool(manager.stop)
 
     app = FastAPI(title="Fixative engine", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None,
+                  docs_url=None, redoc_url=None, redirect_slashes=False,
                   description="Local engine of Fixative; see docs/engine-api.md. "
                               "Every endpoint except /v1/health needs the bearer token from engine.json.")
     app.state.config = config
@@ -295,6 +323,11 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, "bad_request", _describe(jsonable_encoder(exc.errors())))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _disconnected(_: Request, __: ClientDisconnect) -> JSONResponse:
+        # The client went away (or was cut off for sending too slowly); nobody reads this answer.
+        return error_response(400, "client_disconnected", "The client closed the connection mid-request.")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -333,6 +366,7 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
         429: {"model": ErrorResponse, "description": "queue full; see Retry-After",
               "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
     })
+    @app.post("/v1/jobs/", dependencies=auth, status_code=202, include_in_schema=False)
     async def submit_job(
         image: Annotated[UploadFile, File(description="the artwork: PNG or TIFF, 8/16-bit, RGB(A)/L(A)")],
         options_json: Annotated[str | None, Form(alias="options",
@@ -402,8 +436,7 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
         from starlette.middleware.cors import CORSMiddleware
 
         guarded = CORSMiddleware(app, allow_origins=config.allowed_origins,
-                                 allow_methods=["GET", "POST", "DELETE"],
-                                 allow_headers=["Authorization", "Content-Type"])
+                                 allow_methods=list(CORS_METHODS), allow_headers=["Authorization", "Content-Type"])
     app.state.guarded = GuardMiddleware(guarded, config, activity)
     return app
 

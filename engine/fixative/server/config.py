@@ -48,6 +48,13 @@ class ServerConfig:
     idle_exit_s: float | None = None
     preload: bool = True
     pipeline: str | None = None
+    max_connections: int = 100
+    header_timeout: float = 10.0
+    """Seconds a client has to send a complete request head."""
+    min_upload_rate: float = 8 * 1024
+    """Bytes/s a request body must average after its first 10 s."""
+    max_jobs: int = 256
+    """Job records kept (queued, running and finished); the oldest finished one makes room."""
     allowed_models: list[str] = field(default_factory=list)
     """--allow-model names jobs may use besides the registry's (e.g. vae:/path): set here, never per job."""
     """diffusers pipeline for all jobs: set here, never per request (no paths over HTTP)."""

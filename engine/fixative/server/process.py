@@ -27,6 +27,7 @@ from fixative.server import discovery
 from fixative.server.app import Activity, asgi_app, create_app
 from fixative.server.config import ServerConfig, is_loopback
 from fixative.server.jobs import JobManager
+from fixative.server.protocol import ConnectionLimits, protocol_class
 
 log = logging.getLogger("fixative.server")
 
@@ -158,7 +159,10 @@ def _run(config: ServerConfig, *, out: TextIO, log_level: str) -> int:
     engine = discovery.EngineInfo(url=url_for(config.host, config.port, "https" if config.tls else "http"),
                                   token=config.token,
                                   pid=os.getpid(), version=__version__)
+    limits = ConnectionLimits(max_connections=config.max_connections, header_timeout=config.header_timeout,
+                              min_body_rate=config.min_upload_rate)
     uv_config = uvicorn.Config(asgi_app(app), lifespan="on", log_level=log_level, access_log=False,
+                               http=protocol_class(limits), ws="none", timeout_keep_alive=5,
                                timeout_graceful_shutdown=5, server_header=False, proxy_headers=False,
                                ssl_certfile=config.ssl_certfile, ssl_keyfile=config.ssl_keyfile)
     server = EngineServer(uv_config, manager=app.state.manager, activity=app.state.activity,
