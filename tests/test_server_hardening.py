@@ -393,3 +393,87 @@ def test_trailing_slash_cors_401_and_preflight_are_json(cors_engine):
         "Origin": ORIGIN, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"})
     assert allowed.status_code == 200 and allowed.headers["access-control-allow-origin"] == ORIGIN
     assert_error(cors_engine.request("PATCH", "/v1/jobs/x", headers={"Origin": ORIGIN}), 405, "method_not_allowed")
+
+
+# -- 5. slow clients ---------------------------------------------------------------------------------------
+def test_slowloris_connections_are_closed_and_fds_return_to_baseline(tmp_path):
+    import select
+    import socket
+
+    engine = start_engine(tmp_path / "home", "--no-preload", "--max-connections", "20", "--header-timeout", "3")
+    try:
+        host, port = engine.url.rsplit("/", 1)[1].rsplit(":", 1)
+        assert engine.request("GET", "/v1/health").status_code == 200
+        time.sleep(0.5)
+        baseline = open_fds(engine.pid)
+        sockets = []
+        for _ in range(30):  # 30 clients, each sending one header line per second for up to 10 s
+            sock = socket.create_connection((host, int(port)), timeout=5)
+            sock.sendall(f"GET /v1/info HTTP/1.1\r\nHost: {host}:{port}\r\n".encode())
+            sockets.append(sock)
+        answers: dict[socket.socket, bytes] = {sock: b"" for sock in sockets}
+        open_socks = set(sockets)
+        closed_after: list[float] = []
+        started = time.monotonic()
+        while open_socks and time.monotonic() - started < 10:
+            for sock in list(open_socks):
+                try:
+                    sock.sendall(b"X-Slow: 1\r\n")
+                except OSError:
+                    pass
+            readable, _, _ = select.select(list(open_socks), [], [], 1.0)
+            for sock in readable:
+                try:
+                    chunk = sock.recv(65536)
+                except OSError:
+                    chunk = b""
+                answers[sock] += chunk
+                if not chunk:
+                    open_socks.discard(sock)
+                    closed_after.append(time.monotonic() - started)
+        still_open = len(open_socks)
+        statuses = sorted(answer.split(b" ", 2)[1].decode() for answer in answers.values() if answer)
+        for sock in sockets:
+            sock.close()
+        print(f"\nslowloris: 30 connections, closed by the server {len(closed_after)}, statuses {statuses}, "
+              f"last closed after {max(closed_after, default=0):.1f} s")
+        assert still_open == 0
+        assert statuses.count("503") >= 10 and set(statuses) <= {"408", "503"}
+        assert max(closed_after) < 8
+        assert all(json.loads(answer.partition(b"\r\n\r\n")[2])["error"]["code"] in (
+            "request_timeout", "too_many_connections") for answer in answers.values() if answer)
+
+        # an upload at 20 B/s is cut off once it has taken longer than the header timeout
+        sock = socket.create_connection((host, int(port)), timeout=5)
+        sock.sendall(f"POST /v1/jobs HTTP/1.1\r\nHost: {host}:{port}\r\nAuthorization: Bearer {engine.token}\r\n"
+                     "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n".encode())
+        started = time.monotonic()
+        cut = None
+        while time.monotonic() - started < 12:
+            try:
+                sock.sendall(b"x" * 20)
+            except OSError:
+                cut = time.monotonic() - started
+                break
+            readable, _, _ = select.select([sock], [], [], 1.0)
+            if readable:
+                try:
+                    if not sock.recv(65536):
+                        cut = time.monotonic() - started
+                        break
+                except OSError:
+                    cut = time.monotonic() - started
+                    break
+        sock.close()
+        print(f"slow upload (20 B/s) cut after {cut} s")
+        assert cut is not None and cut < 8
+
+        deadline = time.monotonic() + 10
+        while open_fds(engine.pid) > baseline and time.monotonic() < deadline:
+            time.sleep(0.2)
+        print(f"engine fds: baseline {baseline}, after {open_fds(engine.pid)}")
+        assert open_fds(engine.pid) <= baseline
+        assert engine.request("GET", "/v1/health").status_code == 200
+    finally:
+        assert engine.stop() == 0
+    assert "Traceback" not in engine.log(), engine.log()

@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--header-timeout", type=float, default=10.0,
                         help="seconds a client has to send its request headers (10)")
     parser.add_argument("--min-upload-rate", type=float, default=8.0, metavar="KIB_PER_S",
-                        help="slowest average upload accepted after 10 s, in KiB/s (8)")
+                        help="slowest average upload accepted once a body takes longer than --header-timeout, "
+                             "in KiB/s (8)")
     parser.add_argument("--lease-seconds", type=float, default=30.0,
                         help="cancel a job whose client has not polled for this long (30)")
     parser.add_argument("--result-ttl", type=float, default=600.0,

@@ -52,7 +52,7 @@ class ServerConfig:
     header_timeout: float = 10.0
     """Seconds a client has to send a complete request head."""
     min_upload_rate: float = 8 * 1024
-    """Bytes/s a request body must average after its first 10 s."""
+    """Bytes/s a request body must average once it has taken longer than ``header_timeout``."""
     max_jobs: int = 256
     """Job records kept (queued, running and finished); the oldest finished one makes room."""
     allowed_models: list[str] = field(default_factory=list)

@@ -160,7 +160,7 @@ def _run(config: ServerConfig, *, out: TextIO, log_level: str) -> int:
                                   token=config.token,
                                   pid=os.getpid(), version=__version__)
     limits = ConnectionLimits(max_connections=config.max_connections, header_timeout=config.header_timeout,
-                              min_body_rate=config.min_upload_rate)
+                              body_grace=config.header_timeout, min_body_rate=config.min_upload_rate)
     uv_config = uvicorn.Config(asgi_app(app), lifespan="on", log_level=log_level, access_log=False,
                                http=protocol_class(limits), ws="none", timeout_keep_alive=5,
                                timeout_graceful_shutdown=5, server_header=False, proxy_headers=False,
