@@ -477,3 +477,59 @@ def test_slowloris_connections_are_closed_and_fds_return_to_baseline(tmp_path):
     finally:
         assert engine.stop() == 0
     assert "Traceback" not in engine.log(), engine.log()
+
+
+# -- 6. bounded state ----------------------------------------------------------------------------------------
+LONG_JOB = {"models": ["taef2"], "quality": "fast", "steps": 2000, "robustness": "off",
+            "target_style": "op-art-stripes"}
+
+
+def spool_files(tmp: Path) -> list[Path]:
+    return [path for folder in tmp.glob("fixative-uploads-*") for path in folder.iterdir()]
+
+
+def test_job_records_are_capped_and_queued_uploads_live_in_private_files(tmp_path):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    engine = start_engine(tmp_path / "home", "--no-preload", "--max-queue", "2", "--max-jobs", "4",
+                          "--lease-seconds", "60", env={"TMPDIR": str(tmp)})
+    art = png_bytes(np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    try:
+        info = engine.request("GET", "/v1/info").json()["limits"]
+        assert info["max_jobs"] == 4
+        # a refused upload leaves no file behind
+        assert_error(submit(engine, b"\x89PNG\r\n\x1a\n" + b"\0" * 100), 400, "bad_image")
+        assert spool_files(tmp) == []
+
+        running = submit_kept(engine, art, LONG_JOB).json()["id"]
+        cancelled = []
+        for _ in range(12):  # submit + cancel, as an attacker would: old records make room
+            queued = submit_kept(engine, art, LONG_JOB).json()["id"]
+            files = spool_files(tmp)
+            assert files and all((path.stat().st_mode & 0o777) == 0o600 for path in files)
+            assert all((path.parent.stat().st_mode & 0o777) == 0o700 for path in files)
+            assert engine.request("DELETE", f"/v1/jobs/{queued}").json()["state"] == "cancelled"
+            cancelled.append(queued)
+        kept = [job_id for job_id in cancelled if engine.request("GET", f"/v1/jobs/{job_id}").status_code == 200]
+        assert kept == cancelled[-3:]  # 4 records: the running job and the 3 newest cancelled ones
+        assert engine.request("GET", f"/v1/jobs/{running}").json()["state"] in ("queued", "running")
+        # only the running job's upload is still on disk
+        assert len(spool_files(tmp)) == 1
+
+        # a queued job's file goes when the engine shuts down
+        submit_kept(engine, art, LONG_JOB)
+        assert len(spool_files(tmp)) == 2
+    finally:
+        assert engine.stop() == 0
+    assert spool_files(tmp) == [] and list(tmp.glob("fixative-uploads-*")) == []
+
+
+def test_default_body_limit_follows_the_pixel_limit(tmp_path):
+    engine = start_engine(tmp_path / "home", "--no-preload", "--max-pixels", "10000")
+    try:
+        limit = engine.request("GET", "/v1/info").json()["limits"]["max_body_bytes"]
+        assert limit == 10_000 * 8 + 800 + 16 * 2**20
+        body = b"\0" * (limit + 1)
+        assert_error(submit(engine, body), 413, "body_too_large")
+    finally:
+        assert engine.stop() == 0

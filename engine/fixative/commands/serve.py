@@ -28,7 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-queue", type=int, default=16, help="jobs queued or running at once (16)")
     parser.add_argument("--max-pixels", type=int, default=100_000_000,
                         help="largest image in pixels, checked from the header (100000000)")
-    parser.add_argument("--max-body-mb", type=float, default=1024, help="largest request body in MB (1024)")
+    parser.add_argument("--max-body-mb", type=float, default=None,
+                        help="largest request body in MiB (default: the largest 16-bit RGBA image --max-pixels "
+                             "allows plus 1%% and 16 MiB; 787 MiB at the default)")
+    parser.add_argument("--max-jobs", type=int, default=256,
+                        help="job records kept, finished ones included; the oldest finished is dropped (256)")
     parser.add_argument("--max-connections", type=int, default=100,
                         help="open connections at once; more get 503 (100)")
     parser.add_argument("--header-timeout", type=float, default=10.0,
@@ -61,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     checks = [(args.port < 0 or args.port > 65535, "--port must be 0–65535"),
               (args.max_queue < 1, "--max-queue must be at least 1"),
               (args.max_pixels < 1, "--max-pixels must be positive"),
-              (args.max_body_mb <= 0, "--max-body-mb must be positive"),
+              (args.max_body_mb is not None and args.max_body_mb <= 0, "--max-body-mb must be positive"),
+              (args.max_jobs < args.max_queue, "--max-jobs must be at least --max-queue"),
               (args.max_connections < 1, "--max-connections must be at least 1"),
               (args.header_timeout <= 0, "--header-timeout must be positive"),
               (args.min_upload_rate < 0, "--min-upload-rate must not be negative"),
@@ -76,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, allow_remote=args.allow_remote, extra_hosts=list(args.allowed_host),
         insecure_remote=args.insecure_remote, ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile,
         allowed_origins=list(args.allow_origin), max_queue=args.max_queue, max_pixels=args.max_pixels,
-        max_body_bytes=int(args.max_body_mb * 1024 * 1024), lease_seconds=args.lease_seconds,
+        max_body_bytes=0 if args.max_body_mb is None else int(args.max_body_mb * 1024 * 1024),
+        max_jobs=args.max_jobs, lease_seconds=args.lease_seconds,
         result_ttl=args.result_ttl, idle_exit_s=None if args.idle_exit is None else args.idle_exit * 60,
         max_connections=args.max_connections, header_timeout=args.header_timeout,
         min_upload_rate=args.min_upload_rate * 1024,

@@ -32,10 +32,10 @@ from fixative.errors import BadOptions, FixativeError
 from fixative.server import limits
 from fixative.server.config import ServerConfig
 from fixative.server.jobs import JobManager, JobOutput, QueueFull
+from fixative.server.uploads import JobPayload, UploadSpool
 from fixative.server.work import (
     IMAGE_FORMATS,
     REFERENCE_FORMATS,
-    JobPayload,
     check_upload,
     detect_device,
     run_protect_job,
@@ -77,6 +77,9 @@ class Limits(BaseModel):
     max_queue: int
     lease_seconds: float
     result_ttl_s: float
+    max_jobs: int
+    max_connections: int
+    header_timeout_s: float
 
 
 class Info(BaseModel):
@@ -284,7 +287,8 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
 
     manager = JobManager(runner or run_protect_job, max_queue=config.max_queue,
                          lease_seconds=config.lease_seconds, result_ttl=config.result_ttl,
-                         fetched_grace=config.fetched_grace, warmup=warmup)
+                         fetched_grace=config.fetched_grace, warmup=warmup, max_jobs=config.max_jobs)
+    spool = UploadSpool()
     activity = Activity()
     device_cache: dict[str, str] = {}
 
@@ -295,6 +299,7 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
             yield
         finally:
             await run_in_threadpool(manager.stop)
+            spool.close()  # any upload file a job still held
 
     app = FastAPI(title="Fixative engine", version=__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None, redirect_slashes=False,
@@ -302,6 +307,7 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
                               "Every endpoint except /v1/health needs the bearer token from engine.json.")
     app.state.config = config
     app.state.manager = manager
+    app.state.spool = spool
     app.state.activity = activity
     # Documents the bearer scheme in OpenAPI; GuardMiddleware has already checked the token.
     auth = [Depends(HTTPBearer(auto_error=False, description="token from the discovery file engine.json"))]
@@ -355,7 +361,8 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
             "styles": _style_names(),
             "limits": {"max_pixels": config.max_pixels, "max_body_bytes": config.max_body_bytes,
                        "max_queue": config.max_queue, "lease_seconds": config.lease_seconds,
-                       "result_ttl_s": config.result_ttl},
+                       "result_ttl_s": config.result_ttl, "max_jobs": config.max_jobs,
+                       "max_connections": config.max_connections, "header_timeout_s": config.header_timeout},
         }
 
     @app.post("/v1/jobs", dependencies=auth, status_code=202, response_model=JobCreated, tags=["jobs"], responses={
@@ -384,7 +391,13 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
         payload = JobPayload(image=image_bytes, options=protect_options, max_pixels=config.max_pixels,
                              style_image=style_bytes, anchor=anchor_bytes)
         await run_in_threadpool(_check_payload, payload)
-        job = manager.submit(payload)
+        del image_bytes, style_bytes, anchor_bytes
+        await run_in_threadpool(payload.spill, spool)
+        try:
+            job = manager.submit(payload)
+        except BaseException:
+            payload.discard()
+            raise
         status = manager.status(job.id, touch=False)
         return JSONResponse({"id": job.id, "state": status["state"],
                              "queue_position": status["queue_position"]}, status_code=202)

@@ -40,7 +40,8 @@ class ServerConfig:
     allowed_origins: list[str] = field(default_factory=list)
     max_queue: int = 16
     max_pixels: int = 100_000_000
-    max_body_bytes: int = 1024 * 1024 * 1024
+    max_body_bytes: int = 0
+    """0 = derived from max_pixels: the largest 16-bit RGBA image it allows, plus form overhead."""
     lease_seconds: float = 30.0
     result_ttl: float = 600.0
     fetched_grace: float = 60.0
@@ -58,6 +59,12 @@ class ServerConfig:
     allowed_models: list[str] = field(default_factory=list)
     """--allow-model names jobs may use besides the registry's (e.g. vae:/path): set here, never per job."""
     """diffusers pipeline for all jobs: set here, never per request (no paths over HTTP)."""
+
+    def __post_init__(self) -> None:
+        if self.max_body_bytes <= 0:
+            from fixative.server.limits import default_body_limit
+
+            self.max_body_bytes = default_body_limit(self.max_pixels)
 
     def allowed_hosts(self) -> set[str]:
         """Values of the Host header this engine answers (DNS-rebinding guard).

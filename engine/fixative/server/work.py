@@ -9,13 +9,12 @@ queued jobs then hold only their compressed bytes.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from typing import Any
 
 from fixative.errors import BadImage, FixativeError
-from fixative.options import ProtectOptions
 from fixative.server.jobs import CancelFn, JobOutput, ProgressFn
 from fixative.server.limits import check_changed
+from fixative.server.uploads import JobPayload
 
 MEDIA_TYPES = {"PNG": "image/png", "TIFF": "image/tiff", "JPEG": "image/jpeg"}
 EXTENSIONS = {"PNG": "png", "TIFF": "tif", "JPEG": "jpg"}
@@ -23,17 +22,6 @@ IMAGE_FORMATS = frozenset({"PNG", "TIFF"})
 """Formats accepted for the artwork: lossless, so the perturbation survives the round trip."""
 REFERENCE_FORMATS = frozenset({"PNG", "TIFF", "JPEG"})
 """Formats accepted for style references and poison anchors (only their content matters)."""
-
-
-@dataclass
-class JobPayload:
-    """The checked input of one job; only compressed bytes, so a queued job stays small."""
-
-    image: bytes
-    options: ProtectOptions
-    max_pixels: int
-    style_image: bytes | None = None
-    anchor: bytes | None = None
 
 
 def check_upload(data: bytes, *, field: str, max_pixels: int, formats: frozenset[str]) -> tuple[int, int]:
