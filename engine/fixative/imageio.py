@@ -441,7 +441,7 @@ def _tiff_header(data: bytes, what: str) -> ImageHeader:
 
     try:
         with tifffile.TiffFile(io.BytesIO(data)) as tif:
-            page = tif.pages.first
+            page = tif.pages[0]
             pages = 1
             offset = page.offset
             while pages <= MAX_TIFF_PAGES:  # count IFD offsets only; no page is parsed or decoded
