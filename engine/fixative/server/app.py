@@ -485,7 +485,6 @@ def _parse_options(text: str | None, config: ServerConfig) -> options.ProtectOpt
         parsed = options.ProtectOptions.model_validate(values)
     except ValidationError as exc:
         raise BadOptions(f"Invalid options: {_describe(exc.errors(include_url=False))}") from exc
-    limits.check_models(parsed.models, config.allowed_models)
     return parsed
 
 
