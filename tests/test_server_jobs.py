@@ -218,3 +218,22 @@ def test_preview_is_drawn_after_done_and_never_delays_the_result(make_manager):
     assert output.result == b"image" and output.wait_preview(0.05) is None  # result first
     release.set()
     assert output.wait_preview(5) == b"preview-png"
+
+
+def test_job_records_are_capped_oldest_finished_first_then_429(make_manager):
+    manager = make_manager(stepping_runner(steps=2000, step_s=0.01), max_queue=3, max_jobs=3)
+    first = manager.submit("a")
+    wait_state(manager, first.id, {"running"})
+    second = manager.submit("b")
+    manager.cancel(second.id)
+    third = manager.submit("c")
+    manager.cancel(third.id)
+    fourth = manager.submit("d")  # full: the oldest finished record (second) is forgotten
+    with pytest.raises(JobNotFound):
+        manager.status(second.id)
+    assert manager.status(third.id)["state"] == "cancelled" and manager.job_count() == 3
+    fifth = manager.submit("e")  # third goes; now every record is a live job
+    assert {manager.status(job.id)["state"] for job in (first, fourth, fifth)} <= {"queued", "running"}
+    with pytest.raises(QueueFull) as refused:
+        manager.submit("f")
+    assert refused.value.http_status == 429 and manager.job_count() == 3

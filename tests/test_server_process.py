@@ -142,10 +142,11 @@ def test_bad_flags_are_clear_errors(tmp_path):
 def test_host_allow_list():
     config = ServerConfig(port=8123)
     assert config.allowed_hosts() == {"127.0.0.1:8123", "localhost:8123", "[::1]:8123"}
-    assert not config.any_host()
     remote = ServerConfig(host="192.168.1.5", port=80, allow_remote=True)
     assert "192.168.1.5:80" in remote.allowed_hosts()
-    assert ServerConfig(host="0.0.0.0", port=1, allow_remote=True).any_host()
+    wildcard = ServerConfig(host="0.0.0.0", port=1, allow_remote=True, extra_hosts=["Art.lan", "art.lan:8443"])
+    assert wildcard.allowed_hosts() == {"127.0.0.1:1", "localhost:1", "[::1]:1", "art.lan:1", "art.lan:8443"}
+    assert "--allowed-host" in ServerConfig(host="0.0.0.0", allow_remote=True).remote_problem()
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1")
 

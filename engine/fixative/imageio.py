@@ -357,3 +357,152 @@ def write_atomic(path: str | os.PathLike, data: bytes, protect_inputs: tuple[Pat
         Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"could not write {target}: {exc.strerror or exc}") from exc
     return target
+
+
+# ---------------------------------------------------------------- header inspection (untrusted uploads)
+
+MAGIC = {"PNG": (b"\x89PNG\r\n\x1a\n",), "TIFF": (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"),
+         "JPEG": (b"\xff\xd8\xff",), "WEBP": ()}
+MAX_TIFF_PAGES = 256
+"""More pages than this is not a picture an editor sends (only the first page is ever decoded)."""
+MAX_CHANNELS = 4
+BYTES_PER_PIXEL_LIMIT = 8
+"""Decoded size allowed per pixel of the limit: 16-bit RGBA, the largest layout an image may have."""
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}  # colour type → channels once decoded (palette → RGBA)
+_PNG_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What the header promises, read before a single pixel is decoded."""
+
+    format: str
+    width: int
+    height: int
+    channels: int
+    bits: int
+
+    @property
+    def decoded_bytes(self) -> int:
+        return self.width * self.height * self.channels * max(1, self.bits // 8)
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The format named by the file's first bytes (its name and the sender's claim mean nothing)."""
+    for fmt, signatures in MAGIC.items():
+        if any(data.startswith(signature) for signature in signatures):
+            return fmt
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def inspect_header(data: bytes, *, max_pixels: int, formats: frozenset[str] | set[str],
+                   what: str = "image") -> ImageHeader:
+    """Refuse, from the header alone, anything whose decoding could cost more than the limit allows.
+
+    Magic bytes first (a file claiming .png but holding EPS never reaches a decoder), then per format:
+    dimensions, samples per pixel, bits, depth (3-D TIFF), page count and the decoded size against
+    ``max_pixels`` × 16-bit RGBA. Raises BadImage (400) or TooManyPixels (413).
+    """
+    fmt = sniff_format(data)
+    if fmt is None or fmt not in formats:
+        kind = f"a {fmt} file" if fmt else "not an image this engine reads (judged by its first bytes)"
+        raise BadImage(f"The {what} is {kind}; send {' or '.join(sorted(formats))}.")
+    if fmt == "PNG":
+        header = _png_header(data, what)
+    elif fmt == "TIFF":
+        header = _tiff_header(data, what)
+    else:
+        header = _pillow_header(data, fmt, what)
+    if header.width < 1 or header.height < 1:
+        raise BadImage(f"The {what} header says {header.width}×{header.height} pixels.")
+    pixels = header.width * header.height
+    if pixels > max_pixels:
+        raise TooManyPixels(f"The {what} has {header.width}×{header.height} = {pixels:,} pixels; "
+                            f"this engine accepts at most {max_pixels:,}.")
+    if header.decoded_bytes > max_pixels * BYTES_PER_PIXEL_LIMIT:
+        raise TooManyPixels(f"The {what} would decode to {header.decoded_bytes:,} bytes, more than this engine's "
+                            f"limit of {max_pixels * BYTES_PER_PIXEL_LIMIT:,}.")
+    return header
+
+
+def _png_header(data: bytes, what: str) -> ImageHeader:
+    if len(data) < 33 or data[12:16] != b"IHDR" or struct.unpack(">I", data[8:12])[0] != 13:
+        raise BadImage(f"The {what} is not a valid PNG (no IHDR header).")
+    width, height, depth, colour, _compression, _filter, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    if colour not in _PNG_DEPTHS or depth not in _PNG_DEPTHS[colour] or interlace > 1:
+        raise BadImage(f"The {what} has an invalid PNG header (bit depth {depth}, colour type {colour}).")
+    return ImageHeader("PNG", width, height, _PNG_CHANNELS[colour], 16 if depth == 16 else 8)
+
+
+def _tiff_header(data: bytes, what: str) -> ImageHeader:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(io.BytesIO(data)) as tif:
+            page = tif.pages[0]
+            pages = 1
+            offset = page.offset
+            while pages <= MAX_TIFF_PAGES:  # count IFD offsets only; no page is parsed or decoded
+                offset = _next_ifd(tif, offset)
+                if not offset:
+                    break
+                pages += 1
+            width, height, depth = int(page.imagewidth), int(page.imagelength), int(page.imagedepth)
+            samples, bits = int(page.samplesperpixel), int(page.bitspersample)
+            sample_format, photometric = int(page.sampleformat), page.photometric
+    except (BadImage, TooManyPixels):
+        raise
+    except Exception as exc:
+        raise BadImage(f"The {what} is not a readable TIFF file.") from exc
+    if pages > MAX_TIFF_PAGES:
+        raise BadImage(f"The {what} has more than {MAX_TIFF_PAGES} pages; send a single flattened image.")
+    if depth != 1:
+        raise BadImage(f"The {what} is a {depth}-slice volume TIFF; send a flat image.")
+    if samples > MAX_CHANNELS:
+        raise BadImage(f"The {what} has {samples} samples per pixel; at most {MAX_CHANNELS} (RGBA) are supported.")
+    if photometric == tifffile.PHOTOMETRIC.SEPARATED:
+        raise BadImage("CMYK TIFF files are not supported; save the image as RGB first.")
+    if bits == 1:
+        raise BadImage(f"The {what} is a 1-bit (black and white) TIFF; save it as 8-bit greyscale or RGB.")
+    if sample_format == tifffile.SAMPLEFORMAT.INT:
+        raise BadImage(f"The {what} has signed {bits}-bit integer samples; save it as unsigned 8- or 16-bit.")
+    if sample_format == tifffile.SAMPLEFORMAT.IEEEFP and bits not in (16, 32):
+        raise BadImage(f"The {what} has {bits}-bit floating-point samples; 16/32-bit float or 8/16-bit integer.")
+    if sample_format not in (tifffile.SAMPLEFORMAT.UINT, tifffile.SAMPLEFORMAT.IEEEFP) or bits not in (8, 16, 32):
+        raise BadImage(f"The {what} has {bits}-bit samples (format {sample_format}); send 8- or 16-bit.")
+    return ImageHeader("TIFF", width, height, samples, bits)
+
+
+def _next_ifd(tif: object, offset: int) -> int:
+    """Offset of the IFD after the one at ``offset`` (0 at the end), read from the file directly."""
+    fh = tif.filehandle  # type: ignore[attr-defined]
+    tiff = tif.tiff  # type: ignore[attr-defined]
+    fh.seek(offset)
+    (count,) = struct.unpack(tiff.tagnoformat, fh.read(tiff.tagnosize))
+    fh.seek(offset + tiff.tagnosize + count * tiff.tagsize)
+    raw = fh.read(tiff.offsetsize)
+    if len(raw) < tiff.offsetsize:
+        return 0
+    (following,) = struct.unpack(tiff.offsetformat, raw)
+    return int(following) if 0 < following < fh.size and following != offset else 0
+
+
+def _pillow_header(data: bytes, fmt: str, what: str) -> ImageHeader:
+    try:
+        with Image.open(io.BytesIO(data), formats=[fmt]) as im:
+            channels, bits = len(im.getbands()), 16 if im.mode.startswith("I;16") else 8
+            return ImageHeader(fmt, im.width, im.height, channels, bits)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise BadImage(f"The {what} is not a readable {fmt} file.") from exc
+
+
+def restrict_pillow(formats: tuple[str, ...] = ("PNG", "TIFF", "JPEG")) -> None:
+    """Let Pillow open only these formats in this process (the engine): every other plug-in, such as
+    EPS (which runs Ghostscript), is unreachable even if a check upstream were missed."""
+    Image.init()
+    for name in list(Image.OPEN):
+        if name not in formats:
+            del Image.OPEN[name]
+    Image.ID[:] = [name for name in Image.ID if name in formats]

@@ -159,6 +159,17 @@ class ProtectOptions(BaseModel):
             raise ValueError("target_style must not be empty; use 'auto'")
         return value
 
+    @field_validator("target_style", "concept", "target_concept", "pipeline", "models")
+    @classmethod
+    def _valid_unicode(cls, value: object) -> object:
+        """A lone surrogate (JSON "\\ud800") is not text: refuse it here, not when it is printed."""
+        for text in value if isinstance(value, list) else [value]:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise ValueError("must be valid Unicode text (it contains a lone surrogate)") from None
+        return value
 
 def choice_values(field: str) -> list[str]:
     """The allowed values of a choice option, in menu order (what the lookup tables are keyed by)."""

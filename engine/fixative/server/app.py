@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import json
 import logging
 import threading
 import time
@@ -24,16 +23,18 @@ from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fixative import __version__, options, service
 from fixative.errors import BadOptions, FixativeError
+from fixative.server import limits
 from fixative.server.config import ServerConfig
 from fixative.server.jobs import JobManager, JobOutput, QueueFull
+from fixative.server.uploads import JobPayload, UploadSpool
 from fixative.server.work import (
     IMAGE_FORMATS,
     REFERENCE_FORMATS,
-    JobPayload,
     check_upload,
     run_protect_job,
 )
@@ -73,6 +74,9 @@ class Limits(BaseModel):
     max_queue: int
     lease_seconds: float
     result_ttl_s: float
+    max_jobs: int
+    max_connections: int
+    header_timeout_s: float
 
 
 class Info(BaseModel):
@@ -120,7 +124,9 @@ JOB_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+    """The one error shape; the message is made valid UTF-8 so an answer can never fail to encode."""
+    return JSONResponse({"error": {"code": code, "message": limits.echo(message, 2000)}}, status_code=status,
+                        headers=headers)
 
 
 # -- the guard ---------------------------------------------------------------------------------------
@@ -155,6 +161,7 @@ class GuardMiddleware:
         self.config = config
         self.activity = activity
         self.token = config.token.encode()
+        self.allowed_hosts = config.allowed_hosts()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -170,6 +177,10 @@ class GuardMiddleware:
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         refusal = self._refusal(scope, headers)
         if refusal is not None:
+            origin = headers.get("origin")
+            if origin is not None and origin in self.config.allowed_origins:  # so the page can read why
+                refusal.headers["Access-Control-Allow-Origin"] = origin
+                refusal.headers["Vary"] = "Origin"
             await refusal(scope, receive, send)
             return
         limit = self.config.max_body_bytes
@@ -204,8 +215,10 @@ class GuardMiddleware:
             await self._too_large(scope, receive, send, drain=True)
 
     def _refusal(self, scope: Scope, headers: dict[str, str]) -> JSONResponse | None:
+        if sum(1 for key, _ in scope["headers"] if key.lower() == b"host") > 1:
+            return error_response(400, "bad_request", "The request has more than one Host header.")
         host = headers.get("host", "").lower()
-        if not self.config.any_host() and host not in self.config.allowed_hosts():
+        if host not in self.allowed_hosts:
             return error_response(403, "forbidden_host",
                                   f"Host {host or '(none)'!r} is not this engine's loopback address.")
         origin = headers.get("origin")
@@ -213,7 +226,7 @@ class GuardMiddleware:
             return error_response(403, "forbidden_origin",
                                   f"Requests from origin {origin!r} are not allowed (see --allow-origin).")
         if scope["method"] == "OPTIONS" and origin is not None:
-            return None  # CORS preflight from an allowed origin carries no token
+            return _preflight_refusal(headers)  # a CORS preflight from an allowed origin carries no token
         if scope["path"] == HEALTH_PATH:
             return None
         scheme, _, presented = headers.get("authorization", "").partition(" ")
@@ -240,6 +253,27 @@ class GuardMiddleware:
         await response(scope, receive, send)
 
 
+CORS_METHODS = ("GET", "POST", "DELETE")
+CORS_HEADERS = ("authorization", "content-type")
+
+
+def _preflight_refusal(headers: dict[str, str]) -> JSONResponse | None:
+    """A preflight asking for a method or header the API never allows gets a JSON 400 here
+    (Starlette's CORS middleware would answer text/plain)."""
+    method = headers.get("access-control-request-method")
+    if method is None:
+        return None
+    asked = [name.strip().lower() for name in headers.get("access-control-request-headers", "").split(",")
+             if name.strip()]
+    refused = [name for name in asked if name not in CORS_HEADERS and name not in (
+        "accept", "accept-language", "content-language")]
+    if method.upper() not in CORS_METHODS or refused:
+        what = f"method {method}" if method.upper() not in CORS_METHODS else f"headers {', '.join(refused)}"
+        return error_response(400, "cors_refused", f"Cross-origin {limits.echo(what, 100)} not allowed; "
+                              f"methods {', '.join(CORS_METHODS)}, headers Authorization and Content-Type.")
+    return None
+
+
 # -- the application -----------------------------------------------------------------------------------
 def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None = None,
                warmup: Callable[[], None] | None = None) -> FastAPI:
@@ -250,7 +284,8 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
 
     manager = JobManager(runner or run_protect_job, max_queue=config.max_queue,
                          lease_seconds=config.lease_seconds, result_ttl=config.result_ttl,
-                         fetched_grace=config.fetched_grace, warmup=warmup)
+                         fetched_grace=config.fetched_grace, warmup=warmup, max_jobs=config.max_jobs)
+    spool = UploadSpool()
     activity = Activity()
     device_cache: dict[str, str] = {}
 
@@ -261,13 +296,15 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
             yield
         finally:
             await run_in_threadpool(manager.stop)
+            spool.close()  # any upload file a job still held
 
     app = FastAPI(title="Fixative engine", version=__version__, lifespan=lifespan,
-                  docs_url=None, redoc_url=None,
+                  docs_url=None, redoc_url=None, redirect_slashes=False,
                   description="Local engine of Fixative; see docs/engine-api.md. "
                               "Every endpoint except /v1/health needs the bearer token from engine.json.")
     app.state.config = config
     app.state.manager = manager
+    app.state.spool = spool
     app.state.activity = activity
     # Documents the bearer scheme in OpenAPI; GuardMiddleware has already checked the token.
     auth = [Depends(HTTPBearer(auto_error=False, description="token from the discovery file engine.json"))]
@@ -289,6 +326,11 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(422, "bad_request", _describe(jsonable_encoder(exc.errors())))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _disconnected(_: Request, __: ClientDisconnect) -> JSONResponse:
+        # The client went away (or was cut off for sending too slowly); nobody reads this answer.
+        return error_response(400, "client_disconnected", "The client closed the connection mid-request.")
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
@@ -317,7 +359,8 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
             "options_schema": options.options_schema(),
             "limits": {"max_pixels": config.max_pixels, "max_body_bytes": config.max_body_bytes,
                        "max_queue": config.max_queue, "lease_seconds": config.lease_seconds,
-                       "result_ttl_s": config.result_ttl},
+                       "result_ttl_s": config.result_ttl, "max_jobs": config.max_jobs,
+                       "max_connections": config.max_connections, "header_timeout_s": config.header_timeout},
         }
 
     @app.post("/v1/jobs", dependencies=auth, status_code=202, response_model=JobCreated, tags=["jobs"], responses={
@@ -328,6 +371,7 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
         429: {"model": ErrorResponse, "description": "queue full; see Retry-After",
               "headers": {"Retry-After": {"schema": {"type": "integer"}}}},
     })
+    @app.post("/v1/jobs/", dependencies=auth, status_code=202, include_in_schema=False)
     async def submit_job(
         image: Annotated[UploadFile, File(description="the artwork: PNG or TIFF, 8/16-bit, RGB(A)/L(A)")],
         options_json: Annotated[str | None, Form(alias="options",
@@ -337,13 +381,21 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
     ) -> JSONResponse:
         """Queue one protection job; poll GET /v1/jobs/{id} to keep its lease."""
         protect_options = _parse_options(options_json, config)
+        limits.check_style(protect_options.target_style, mode=protect_options.mode,
+                           has_style_image=style_image is not None, has_pipeline=bool(config.pipeline))
         image_bytes = await image.read()
         style_bytes = await style_image.read() if style_image is not None else None
         anchor_bytes = await anchor.read() if anchor is not None else None
         payload = JobPayload(image=image_bytes, options=protect_options, max_pixels=config.max_pixels,
                              style_image=style_bytes, anchor=anchor_bytes)
         await run_in_threadpool(_check_payload, payload)
-        job = manager.submit(payload)
+        del image_bytes, style_bytes, anchor_bytes
+        await run_in_threadpool(payload.spill, spool)
+        try:
+            job = manager.submit(payload)
+        except BaseException:
+            payload.discard()
+            raise
         status = manager.status(job.id, touch=False)
         return JSONResponse({"id": job.id, "state": status["state"],
                              "queue_position": status["queue_position"]}, status_code=202)
@@ -395,8 +447,7 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
         from starlette.middleware.cors import CORSMiddleware
 
         guarded = CORSMiddleware(app, allow_origins=config.allowed_origins,
-                                 allow_methods=["GET", "POST", "DELETE"],
-                                 allow_headers=["Authorization", "Content-Type"])
+                                 allow_methods=list(CORS_METHODS), allow_headers=["Authorization", "Content-Type"])
     app.state.guarded = GuardMiddleware(guarded, config, activity)
     return app
 
@@ -407,7 +458,8 @@ def asgi_app(app: FastAPI) -> ASGIApp:
 
 
 def _check_payload(payload: JobPayload) -> None:
-    check_upload(payload.image, field="image", max_pixels=payload.max_pixels, formats=IMAGE_FORMATS)
+    width, height = check_upload(payload.image, field="image", max_pixels=payload.max_pixels, formats=IMAGE_FORMATS)
+    limits.check_protectable_size(width, height)
     for name, data in (("style_image", payload.style_image), ("anchor", payload.anchor)):
         if data is not None:
             check_upload(data, field=name, max_pixels=payload.max_pixels, formats=REFERENCE_FORMATS)
@@ -417,10 +469,7 @@ def _parse_options(text: str | None, config: ServerConfig) -> options.ProtectOpt
     """JSON text → ProtectOptions; anything wrong is a 422 naming the field."""
     values: Any = {}
     if text is not None and text.strip():
-        try:
-            values = json.loads(text)
-        except ValueError as exc:
-            raise BadOptions(f"options is not valid JSON: {exc}") from exc
+        values = limits.parse_options_text(text)
     if not isinstance(values, dict):
         raise BadOptions("options must be a JSON object with ProtectOptions fields.")
     if "pipeline" in values:
@@ -428,10 +477,13 @@ def _parse_options(text: str | None, config: ServerConfig) -> options.ProtectOpt
                          "start the engine with 'fixative serve --pipeline ...' instead.")
     if config.pipeline:
         values["pipeline"] = config.pipeline
+    if "models" in values:  # before the options' own check, whose message offers vae:<path>
+        limits.check_models(limits.model_names(values["models"]), config.allowed_models)
     try:
-        return options.ProtectOptions.model_validate(values)
+        parsed = options.ProtectOptions.model_validate(values)
     except ValidationError as exc:
         raise BadOptions(f"Invalid options: {_describe(exc.errors(include_url=False))}") from exc
+    return parsed
 
 
 def _describe(errors: list[Any]) -> str:

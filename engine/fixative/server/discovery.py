@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 from fixative import paths
+from fixative.errors import FixativeError
 
 OPTIONS_SCHEMA_FILE = "options-schema.json"
 
@@ -150,6 +151,21 @@ def wait_for_live_engine(timeout: float, path: Path | None = None) -> EngineInfo
         time.sleep(0.2)
 
 
+def _open_private(path: Path) -> IO[bytes]:
+    """Open (or create) a state file for read/write, mode 0600, refusing a symlink in its place:
+    a planted link must not make the engine create or truncate a file elsewhere."""
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    if path.is_symlink():  # also catches the case O_NOFOLLOW cannot (Windows)
+        raise FixativeError(f"{path} is a symbolic link; remove it (the engine never follows links there).")
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        raise FixativeError(f"Cannot open {path}: {exc.strerror or exc}.") from exc
+    with contextlib.suppress(OSError, AttributeError):  # no fchmod on Windows
+        os.fchmod(fd, 0o600)  # an older engine may have created it with the umask's mode
+    return os.fdopen(fd, "r+b")
+
+
 class EngineLock:
     """An exclusive, non-blocking lock on ``engine.lock``, held while the engine runs."""
 
@@ -160,7 +176,7 @@ class EngineLock:
     def acquire(self) -> bool:
         """True when this process now owns the lock; False when another process holds it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.path, "a+b")  # noqa: SIM115 - kept open for the lock's lifetime
+        handle = _open_private(self.path)
         try:
             if sys.platform == "win32":  # pragma: no cover
                 import msvcrt

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from fixative.errors import Cancelled, FixativeError
+from fixative.server.limits import echo
+from fixative.server.uploads import discard_payload
 
 log = logging.getLogger("fixative.server")
 
@@ -120,9 +122,11 @@ class JobManager:
     def __init__(self, runner: Callable[[Any, ProgressFn, CancelFn], JobOutput], *,
                  max_queue: int = 16, lease_seconds: float = 30.0, result_ttl: float = 600.0,
                  fetched_grace: float = 60.0, warmup: Callable[[], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_jobs: int = 256) -> None:
         if max_queue < 1:
             raise ValueError("max_queue must be at least 1")
+        self.max_jobs = max(max_jobs, 1)
+        """Job records kept at once; the oldest finished one is forgotten to make room."""
         self.runner = runner
         self.max_queue = max_queue
         self.lease_seconds = lease_seconds
@@ -180,6 +184,9 @@ class JobManager:
             if active >= self.max_queue:
                 raise QueueFull(f"The engine already has {active} jobs (the limit); try again later.",
                                 self._retry_after_locked())
+            if len(self._jobs) >= self.max_jobs and not self._evict_oldest_finished_locked():
+                raise QueueFull(f"The engine already keeps {len(self._jobs)} live jobs (the limit); "
+                                "try again later.", self._retry_after_locked())
             job = Job(id=secrets.token_urlsafe(12), payload=payload, created=now, last_seen=now)
             self._jobs[job.id] = job
             self._queue.append(job)
@@ -210,9 +217,9 @@ class JobManager:
                 "state": job.state,
                 "progress": round(job.progress, 4),
                 "eta_s": job.eta_s,
-                "stage": job.stage,
+                "stage": echo(job.stage, 200),
                 "queue_position": self._position_locked(job),
-                "error": dict(job.error) if job.error else None,
+                "error": {key: echo(str(value)) for key, value in job.error.items()} if job.error else None,
             }
 
     def output(self, job_id: str, *, is_result: bool = False) -> JobOutput:
@@ -285,6 +292,15 @@ class JobManager:
                 return index + 1
         return None
 
+    def _evict_oldest_finished_locked(self) -> bool:
+        """Forget the finished job that ended first; False when every record is a live job."""
+        finished = [job for job in self._jobs.values() if job.state in FINISHED]
+        if not finished:
+            return False
+        oldest = min(finished, key=lambda job: job.finished or 0.0)
+        del self._jobs[oldest.id]
+        return True
+
     def _retry_after_locked(self) -> int:
         running = self._running
         if running is not None and running.eta_s is not None:
@@ -312,6 +328,7 @@ class JobManager:
         job.state = state
         job.error = error
         job.output = output
+        discard_payload(job.payload)  # delete its spilled upload files now, on every way a job ends
         job.payload = None  # free the input image now, not when the record expires
         job.finished = now
         job.eta_s = 0.0 if state == "done" else None

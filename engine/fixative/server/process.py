@@ -27,6 +27,7 @@ from fixative.server import discovery
 from fixative.server.app import Activity, asgi_app, create_app
 from fixative.server.config import ServerConfig, is_loopback
 from fixative.server.jobs import JobManager
+from fixative.server.protocol import ConnectionLimits, protocol_class
 
 log = logging.getLogger("fixative.server")
 
@@ -109,22 +110,25 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def url_for(host: str, port: int) -> str:
+def url_for(host: str, port: int, scheme: str = "http") -> str:
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1" if host == "0.0.0.0" else "::1"
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
 def serve(config: ServerConfig, *, out: TextIO | None = None, log_level: str = "warning",
           wait_for_other_s: float = 60.0) -> int:
     """Run the engine until a signal or --idle-exit; returns the exit code."""
     out = out or sys.stdout
+    problem = config.remote_problem()
+    if problem is not None:
+        raise FixativeError(problem)
+    if bool(config.ssl_certfile) != bool(config.ssl_keyfile):
+        raise FixativeError("--ssl-certfile and --ssl-keyfile go together.")
     if not is_loopback(config.host):
-        if not config.allow_remote:
-            raise FixativeError(f"Refusing to listen on {config.host}: the engine is local-only. "
-                                "Add --allow-remote if you really want other machines to reach it.")
-        print(f"WARNING: listening on {config.host}: other machines can reach this engine; "
-              "anyone with the token can use it. Use a firewall.", file=sys.stderr, flush=True)
+        print(f"WARNING: listening on {config.host}"
+              f"{'' if config.tls else ' WITHOUT TLS (the token travels in clear)'}: other machines can "
+              "reach this engine; anyone with the token can use it. Use a firewall.", file=sys.stderr, flush=True)
 
     lock = discovery.EngineLock()
     if not lock.acquire():
@@ -146,16 +150,24 @@ def serve(config: ServerConfig, *, out: TextIO | None = None, log_level: str = "
 
 
 def _run(config: ServerConfig, *, out: TextIO, log_level: str) -> int:
+    from fixative.imageio import restrict_pillow
+
+    restrict_pillow()  # this process decodes untrusted uploads: PNG, TIFF and JPEG only
     # Before the app exists, so its idle clock does not count the style and model look-ups (they import
     # torch), and before engine.json: whoever finds the engine finds the schema beside it.
     discovery.write_options_schema()
     sock = bind_socket(config.host, config.port)
     config.port = sock.getsockname()[1]
     app = create_app(config)
-    engine = discovery.EngineInfo(url=url_for(config.host, config.port), token=config.token,
+    engine = discovery.EngineInfo(url=url_for(config.host, config.port, "https" if config.tls else "http"),
+                                  token=config.token,
                                   pid=os.getpid(), version=__version__)
+    limits = ConnectionLimits(max_connections=config.max_connections, header_timeout=config.header_timeout,
+                              body_grace=config.header_timeout, min_body_rate=config.min_upload_rate)
     uv_config = uvicorn.Config(asgi_app(app), lifespan="on", log_level=log_level, access_log=False,
-                               timeout_graceful_shutdown=5, server_header=False, proxy_headers=False)
+                               http=protocol_class(limits), ws="none", timeout_keep_alive=5,
+                               timeout_graceful_shutdown=5, server_header=False, proxy_headers=False,
+                               ssl_certfile=config.ssl_certfile, ssl_keyfile=config.ssl_keyfile)
     server = EngineServer(uv_config, manager=app.state.manager, activity=app.state.activity,
                           engine=engine, idle_exit_s=config.idle_exit_s, out=out)
     try:

@@ -9,12 +9,12 @@ queued jobs then hold only their compressed bytes.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
 from typing import Any
 
-from fixative.errors import BadImage, FixativeError, TooManyPixels
-from fixative.options import ProtectOptions
+from fixative.errors import BadImage, FixativeError
 from fixative.server.jobs import CancelFn, JobOutput, ProgressFn
+from fixative.server.limits import check_changed
+from fixative.server.uploads import JobPayload
 
 MEDIA_TYPES = {"PNG": "image/png", "TIFF": "image/tiff", "JPEG": "image/jpeg"}
 EXTENSIONS = {"PNG": "png", "TIFF": "tif", "JPEG": "jpg"}
@@ -24,39 +24,20 @@ REFERENCE_FORMATS = frozenset({"PNG", "TIFF", "JPEG"})
 """Formats accepted for style references and poison anchors (only their content matters)."""
 
 
-@dataclass
-class JobPayload:
-    """The checked input of one job; only compressed bytes, so a queued job stays small."""
-
-    image: bytes
-    options: ProtectOptions
-    max_pixels: int
-    style_image: bytes | None = None
-    anchor: bytes | None = None
-
-
 def check_upload(data: bytes, *, field: str, max_pixels: int, formats: frozenset[str]) -> tuple[int, int]:
-    """Size from the header first (413 without decoding), then a full decode (400 if corrupt)."""
-    from fixative.imageio import probe_size
+    """Magic bytes and header first (400/413 before any decoder runs), then a full decode (400 if corrupt)."""
+    from fixative.imageio import inspect_header
 
     if not data:
         raise BadImage(f"The {field} upload is empty.")
-    try:
-        width, height = probe_size(data)
-    except FixativeError:
-        raise
-    except Exception as exc:
-        raise BadImage(f"The {field} upload is not a readable image: {exc}") from exc
-    if width * height > max_pixels:
-        raise TooManyPixels(f"The {field} has {width}×{height} = {width * height:,} pixels; "
-                            f"this engine accepts at most {max_pixels:,}.")
+    header = inspect_header(data, max_pixels=max_pixels, formats=formats, what=field)
     loaded = _load(data, field=field, max_pixels=max_pixels)
     image_format = str(loaded.format).upper()
     if image_format not in formats:
         raise BadImage(f"The {field} is {image_format}; send one of {', '.join(sorted(formats))}.")
     if field == "image" and int(loaded.bit_depth) not in (8, 16):
         raise BadImage(f"The image has {loaded.bit_depth}-bit channels; send 8- or 16-bit PNG or TIFF.")
-    return width, height
+    return header.width, header.height
 
 
 def _load(data: bytes, *, field: str, max_pixels: int) -> Any:
@@ -87,6 +68,7 @@ def run_protect_job(payload: JobPayload, progress: ProgressFn, cancel: CancelFn)
     protected = service.protect_image(loaded, payload.options, style_image=style, anchor_images=anchors,
                                       progress=progress, cancel=cancel)
     result = protected.result
+    check_changed(result.stats.psnr, result.stats.linf)
     return JobOutput(result=protected.data, media_type=MEDIA_TYPES.get(protected.format, "application/octet-stream"),
                      filename=f"protected.{EXTENSIONS.get(protected.format, 'bin')}",
                      report=result.stats.model_dump(mode="json"),
