@@ -171,6 +171,7 @@ class ProtectOptions(BaseModel):
                     raise ValueError("must be valid Unicode text (it contains a lone surrogate)") from None
         return value
 
+
 def choice_values(field: str) -> list[str]:
     """The allowed values of a choice option, in menu order (what the lookup tables are keyed by)."""
     return list(get_args(ProtectOptions.model_fields[field].annotation))
