@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     files.add_argument("--report", metavar="FILE.json", help="write the stats of every file as JSON")
     files.add_argument("--strip-location", action="store_true", help="drop GPS data from EXIF")
     files.add_argument("--no-optout-metadata", action="store_true",
-                       help="do not write the XMP 'Data Mining: prohibited' field")
+                       help="write neither the XMP 'Data Mining: prohibited' field nor the signed "
+                            "C2PA 'not for AI training' credentials (fixative identity)")
     files.add_argument("--max-pixels", type=float, default=400e6, help="refuse larger images (default 400 MP)")
     parser.set_defaults(func=run)
 
@@ -48,6 +49,7 @@ def protected_bytes(source: Path | bytes, fmt: str, options: dict, style_image, 
 
     from fixative.core import protect
     from fixative.imageio import encode_image, load_image, strip_gps, xmp_packet
+    from fixative.provenance import add_optout_credentials
 
     loaded = load_image(source, max_pixels=int(max_pixels))
     result = protect(loaded.array, options, style_image=style_image, anchor_images=anchors, progress=progress,
@@ -58,6 +60,7 @@ def protected_bytes(source: Path | bytes, fmt: str, options: dict, style_image, 
     info = {"version": _version(), "mode": result.stats.mode, "target": result.stats.target,
             "models": result.stats.models, "concept": result.stats.concept}
     data = encode_image(np.asarray(result.image), fmt, icc=loaded.icc, exif=exif, xmp=xmp, info=info)
+    data = add_optout_credentials(data, fmt, enabled=optout_metadata)  # last: it signs the final bytes
     return data, result
 
 
