@@ -12,7 +12,8 @@ import sys
 
 from fixative import __version__
 
-COMMANDS = ["protect", "evaluate", "models", "styles", "doctor", "serve", "batch", "install_plugins"]
+COMMANDS = ["protect", "evaluate", "models", "styles", "doctor", "serve", "batch", "install_plugins", "identity",
+            "inspect"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -222,3 +223,40 @@ def read_credentials(source: bytes | str | os.PathLike, trust_anchors: str | Non
             names = [author.get("name") for author in authors if isinstance(author, dict) and author.get("name")]
             credentials.creator = ", ".join(names) or None
     return credentials
+
+
+_DATA_MINING = re.compile(r'plus:DataMining(?:\s*=\s*"([^"]*)"|\s+rdf:resource="([^"]*)"|\s*>\s*([^<\s]+))')
+_TDM_RESERVATION = re.compile(r'tdm:reservation(?:\s*=\s*"([^"]*)"|\s*>\s*([^<\s]+))')
+
+
+def read_xmp_optout(source: bytes | str | os.PathLike) -> dict[str, str]:
+    """The XMP opt-out fields a file carries: PLUS ``DataMining`` and W3C TDMRep ``reservation``.
+
+    Pillow finds the XMP packet in PNG (iTXt), JPEG (APP1), WebP (``XMP `` chunk) and TIFF (tag 700);
+    attribute and element spellings are both read (Krita writes one, the CLI the other).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    data = source if isinstance(source, bytes) else Path(source).read_bytes()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            packet = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
+            if packet is None and image.format == "TIFF":
+                packet = image.tag_v2.get(700)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise BadImage(f"not a readable image ({exc})") from exc
+    if isinstance(packet, bytes | bytearray):
+        packet = bytes(packet).decode("utf-8", "replace")
+    found: dict[str, str] = {}
+    if not packet:
+        return found
+    for name, pattern in (("plus:DataMining", _DATA_MINING), ("tdm:reservation", _TDM_RESERVATION)):
+        match = pattern.search(packet)
+        if match:
+            found[name] = next(group for group in match.groups() if group is not None)
+    return found
+
+
+def xmp_opts_out(fields: dict[str, str]) -> bool:
+    """PLUS DMI-PROHIBITED* (any of its variants) or a TDMRep reservation of 1."""
+    return "DMI-PROHIBITED" in fields.get("plus:DataMining", "") or fields.get("tdm:reservation") == "1"
