@@ -33,6 +33,8 @@ class JobPayload:
     max_pixels: int
     style_image: bytes | None = None
     anchor: bytes | None = None
+    credentials: bool = False
+    """Sign C2PA 'not for AI training' credentials into the result (off for layer round trips)."""
 
 
 def check_upload(data: bytes, *, field: str, max_pixels: int, formats: frozenset[str]) -> tuple[int, int]:
@@ -86,15 +88,16 @@ def run_protect_job(payload: JobPayload, progress: ProgressFn, cancel: CancelFn)
     result = protect(loaded.array, payload.options, style_image=style, anchor_images=anchors,
                      progress=progress, cancel=cancel)
     image_format = str(loaded.format).upper()
-    encoded = encode_like(result, loaded)
+    encoded = encode_like(result, loaded, credentials=payload.credentials)
     return JobOutput(result=encoded, media_type=MEDIA_TYPES.get(image_format, "application/octet-stream"),
                      filename=f"protected.{EXTENSIONS.get(image_format, 'bin')}",
                      report=result.stats.model_dump(mode="json"),
                      preview_factory=lambda: preview_png(result))
 
 
-def encode_like(result: Any, loaded: Any) -> bytes:
-    """Encode like the CLI does: the sender's format, bit depth and ICC/EXIF, plus opt-out metadata."""
+def encode_like(result: Any, loaded: Any, credentials: bool = False) -> bytes:
+    """Encode like the CLI does: the sender's format, bit depth and ICC/EXIF, plus opt-out metadata
+    (XMP always; signed C2PA credentials when asked, with the engine user's own identity)."""
     import numpy as np
 
     from fixative import __version__
@@ -104,8 +107,11 @@ def encode_like(result: Any, loaded: Any) -> bytes:
     caption = stats.concept if stats.mode in ("poison", "both") else None
     info = {"version": __version__, "mode": stats.mode, "target": stats.target, "models": stats.models,
             "concept": stats.concept}
-    return encode_image(np.asarray(result.image), loaded.format, icc=loaded.icc, exif=loaded.exif,
+    from fixative.provenance import add_optout_credentials
+
+    data = encode_image(np.asarray(result.image), loaded.format, icc=loaded.icc, exif=loaded.exif,
                         xmp=xmp_packet(caption, True), info=info)
+    return add_optout_credentials(data, loaded.format, enabled=credentials)
 
 
 def preview_png(result: Any) -> bytes | None:
