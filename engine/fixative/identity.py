@@ -130,7 +130,12 @@ def import_identity(cert_file: str | os.PathLike, key_file: str | os.PathLike) -
     identity = Identity(pem_chain, _key_pem(key), _algorithm_for(key), "imported")
     from fixative.provenance import check_identity
 
-    check_identity(identity)
+    try:
+        check_identity(identity)
+    except CredentialsError as exc:
+        raise CredentialsError(f"{exc}. C2PA signs only with an end-entity certificate (not a CA) that "
+                               "allows digitalSignature, has an extended key usage such as emailProtection "
+                               "or documentSigning, is within its validity dates and comes with its chain") from exc
     return _store(identity.certificate_chain, identity.private_key, identity.algorithm, kind="imported")
 
 
