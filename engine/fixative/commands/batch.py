@@ -52,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     files = parser.add_argument_group("files")
     files.add_argument("--strip-location", action="store_true", help="drop GPS data from EXIF")
     files.add_argument("--no-optout-metadata", action="store_true",
-                       help="do not write the XMP 'Data Mining: prohibited' field")
+                       help="write neither the XMP 'Data Mining: prohibited' field nor the signed "
+                            "C2PA 'not for AI training' credentials")
     files.add_argument("--max-pixels", type=float, default=400e6, help="refuse larger images (default 400 MP)")
     files.add_argument("-v", "--verbose", action="store_true", help="one line per protected file")
     files.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
@@ -135,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
     spec = JobSpec(options=_as_options(options).model_dump(), style_image=style_image, anchors=anchors,
                    settings=WriteSettings(max_pixels=int(args.max_pixels), strip_location=args.strip_location,
                                           optout_metadata=not args.no_optout_metadata))
+    if not args.no_optout_metadata:  # make the signing identity once, before workers race to it
+        from fixative.identity import load_identity
+
+        load_identity(create=True)
     out_dir = Path(args.out_dir)
     started_ray = False
     if args.ray:
