@@ -41,6 +41,7 @@ def app(monkeypatch, real_engine):
     krita.Krita._instance = None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("extension,media_type", [(".png", "image/png"), (".jpg", "image/jpeg"),
                                                   (".webp", "image/webp")])
 def test_export_protected_carries_engine_signed_credentials(app, tmp_path, extension, media_type):
@@ -64,6 +65,7 @@ def test_export_protected_carries_engine_signed_credentials(app, tmp_path, exten
         assert image.size == (40, 30)
 
 
+@pytest.mark.slow
 def test_export_without_credentials_writes_neither_signal(app, tmp_path):
     document, _ = make_document(app, layer_box=(0, 0, 40, 30))
     path = str(tmp_path / "bare.png")
