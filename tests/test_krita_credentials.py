@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 
 import c2pa
 import pytest
@@ -100,3 +101,23 @@ def test_an_engine_that_cannot_sign_still_saves_with_the_xmp(tmp_path, monkeypat
     data = open(path, "rb").read()
     assert provenance.xmp_opts_out(provenance.read_xmp_optout(data))
     assert not provenance.read_credentials(data).present
+
+
+@pytest.mark.krita
+@pytest.mark.skipif(shutil.which("kritarunner") is None, reason="needs real Krita")
+def test_real_krita_export_protected_is_signed_by_the_real_engine(tmp_path, running_engine, fixative_home):
+    """Real Krita (kritarunner) with the installed plug-in, real `fixative serve` signing."""
+    from tests.test_krita_real import run_driver
+
+    # PNG and JPEG: the system Qt here has no WebP writer (the fake-Krita tests cover WebP)
+    verdict = run_driver(tmp_path, fixative_home, [], exports=["export.jpg", "export.png"])
+    for name, media_type in (("export.jpg", "image/jpeg"), ("export.png", "image/png")):
+        record = verdict["exports"][name]
+        assert record["state"] == "done" and record["notes"] == [], record
+        data = (verdict["out"] / name).read_bytes()
+        found = provenance.read_credentials(data)
+        assert found.opts_out and found.validation_state == "Valid", found.as_dict()
+        assert found.failures == ["signingCredential.untrusted"] and found.signer == "Fixative user (self-signed)"
+        assert provenance.xmp_opts_out(provenance.read_xmp_optout(data))
+        with c2pa.Reader(media_type, io.BytesIO(data)) as reader:
+            assert reader.get_validation_state() == "Valid"
