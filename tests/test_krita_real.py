@@ -41,7 +41,7 @@ def install_plugin(home: Path) -> Path:
 
 
 def run_driver(tmp_path: Path, home: Path, depths: list[str], engine_stopped: bool = False,
-               gray: bool = False, panel: bool = False) -> dict:
+               gray: bool = False, panel: bool = False, exports: list[str] | None = None) -> dict:
     out = tmp_path / "out"
     out.mkdir()
     pykrita = install_plugin(tmp_path)
@@ -51,7 +51,7 @@ def run_driver(tmp_path: Path, home: Path, depths: list[str], engine_stopped: bo
     config = {"out": str(out), "home": str(home), "depths": depths, "options": OPTIONS,
               "doc_size": DOC_SIZE, "layer_box": LAYER_BOX, "rgba_path": str(tmp_path / "layer.rgba"),
               "engine_stopped": engine_stopped, "gray": gray, "panel": panel,
-              "python": sys.executable}
+              "python": sys.executable, "exports": exports or []}
     (tmp_path / "driver.json").write_text(json.dumps(config))
     env = dict(os.environ)
     env.update({"QT_QPA_PLATFORM": "offscreen", "FIXATIVE_HOME": str(home),

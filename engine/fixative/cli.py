@@ -13,7 +13,7 @@ import sys
 from fixative import __version__
 
 COMMANDS = ["protect", "evaluate", "models", "styles", "doctor", "serve", "batch", "install_plugins",
-            "options_schema"]
+            "options_schema", "identity", "inspect"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -48,3 +48,10 @@ class Cancelled(FixativeError):
 
 class OutputError(FixativeError):
     code = "output_error"
+
+
+class CredentialsError(FixativeError):
+    """Content credentials (C2PA) could not be written, read or set up; the message says why."""
+
+    code = "credentials_error"
+    http_status = 422

@@ -119,7 +119,8 @@ class ProtectOptions(BaseModel):
     strip_location: bool = _ui(False, label="Strip location", help="Drop GPS data from EXIF when writing "
                                "the file", dialog=False)
     optout_metadata: bool = _ui(True, label="Opt-out metadata", help="Write the XMP 'Data Mining: "
-                                "prohibited' field into the file", dialog=False)
+                                "prohibited' field and signed C2PA 'not for AI training' credentials "
+                                "into the file", dialog=False)
 
     @classmethod
     def coerce(cls, options: ProtectOptions | dict[str, Any] | None) -> ProtectOptions:

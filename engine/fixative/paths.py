@@ -43,3 +43,13 @@ def plugin_config_file() -> Path:
 
 def model_cache_dir() -> Path:
     return cache_dir() / "models"
+
+
+def identity_dir() -> Path:
+    """The signing identity for C2PA content credentials (key and certificates, mode 0600)."""
+    return config_dir() / "identity"
+
+
+def credentials_settings_file() -> Path:
+    """Creator name and contact URL written into content credentials: ``credentials.json``."""
+    return config_dir() / "credentials.json"

@@ -3,7 +3,8 @@
 The CLI (`fixative protect`), the engine server's jobs and batch workers call these functions, so
 the same options give the same pixels and the same metadata whichever door a file came through:
 ICC profile and EXIF kept (GPS dropped with ``strip_location``), the XMP "Data Mining: prohibited"
-field written unless ``optout_metadata`` is off, the bit depth of the input kept.
+field and the signed C2PA "not for AI training" credentials (fixative.provenance) written unless
+``optout_metadata`` is off, the bit depth of the input kept.
 
 Heavy imports (torch, the core) happen inside the functions, so importing this module is cheap.
 """
@@ -64,15 +65,19 @@ def warm_up(options: OptionsLike = None) -> str:
 def protect_image(loaded: LoadedImage, options: OptionsLike = None, *, fmt: str | None = None,
                   style_image: Any | None = None, anchor_images: list[Any] | None = None,
                   progress: Callable[[Progress], None] | None = None,
-                  cancel: Callable[[], bool] | None = None) -> Protected:
-    """Protect a decoded image and encode it as ``fmt`` (default: the format it came in)."""
+                  cancel: Callable[[], bool] | None = None, credentials: bool | None = None) -> Protected:
+    """Protect a decoded image and encode it as ``fmt`` (default: the format it came in).
+
+    ``credentials``: sign C2PA 'not for AI training' credentials into the file (default: with the
+    opt-out metadata; the engine asks only for exports, since a layer round trip drops them)."""
     from fixative.core import protect
 
     options = ProtectOptions.coerce(options)
     result = protect(loaded.array, options, style_image=style_image, anchor_images=anchor_images,
                      progress=progress, cancel=cancel)
     fmt = fmt or str(loaded.format).upper()
-    return Protected(data=encode_result(result, loaded, fmt, options), format=fmt, result=result)
+    data = encode_result(result, loaded, fmt, options, credentials=credentials)
+    return Protected(data=data, format=fmt, result=result)
 
 
 def protect_bytes(source: bytes | Path, options: OptionsLike = None, *, fmt: str | None = None,
@@ -102,12 +107,15 @@ def protect_file(source: Path, destination: Path, options: OptionsLike = None, *
     return protected.result
 
 
-def encode_result(result: ProtectResult, loaded: LoadedImage, fmt: str, options: ProtectOptions) -> bytes:
-    """Encode with the input's ICC profile and EXIF, the opt-out XMP and the poison caption as chosen."""
+def encode_result(result: ProtectResult, loaded: LoadedImage, fmt: str, options: ProtectOptions, *,
+                  credentials: bool | None = None) -> bytes:
+    """Encode with the input's ICC profile and EXIF, the opt-out XMP and the poison caption as chosen,
+    then sign the C2PA credentials last, over the final bytes (``credentials`` None: with the XMP)."""
     import numpy as np
 
     from fixative import __version__
     from fixative.imageio import encode_image, strip_gps, xmp_packet
+    from fixative.provenance import add_optout_credentials
 
     stats = result.stats
     exif = strip_gps(loaded.exif) if options.strip_location else loaded.exif
@@ -115,4 +123,6 @@ def encode_result(result: ProtectResult, loaded: LoadedImage, fmt: str, options:
     xmp = xmp_packet(caption, options.optout_metadata) if options.optout_metadata or caption else None
     info = {"version": __version__, "mode": stats.mode, "target": stats.target, "models": stats.models,
             "concept": stats.concept}
-    return encode_image(np.asarray(result.image), fmt, icc=loaded.icc, exif=exif, xmp=xmp, info=info)
+    data = encode_image(np.asarray(result.image), fmt, icc=loaded.icc, exif=exif, xmp=xmp, info=info)
+    sign = options.optout_metadata if credentials is None else credentials
+    return add_optout_credentials(data, fmt, enabled=sign)

@@ -381,10 +381,14 @@ class FixativeClient(object):
         return self._json("GET", "/v1/info")
 
     def submit(self, image_bytes, options, content_type="image/png", filename="layer.png",
-               style_image=None, anchor=None):
-        """Queue a job; returns its id. ``style_image``/``anchor`` are encoded image bytes."""
+               style_image=None, anchor=None, credentials=False):
+        """Queue a job; returns its id. ``style_image``/``anchor`` are encoded image bytes.
+        ``credentials``: the result is a file to post, so the engine signs C2PA 'not for AI
+        training' credentials into it (leave off for layers: they are re-imported as pixels)."""
         fields = [("image", (filename, image_bytes, content_type)),
                   ("options", json.dumps(dict(options or {})))]
+        if credentials:
+            fields.append(("credentials", "true"))
         for name, data in (("style_image", style_image), ("anchor", anchor)):
             if data is not None:
                 kind = _sniff_content_type(data)
@@ -443,6 +447,16 @@ class FixativeClient(object):
 
     def report(self, job_id):
         return self._json("GET", "/v1/jobs/%s/report" % job_id)
+
+    def add_credentials(self, image_bytes):
+        """The finished PNG/JPEG/WebP file back with signed C2PA 'not for AI training' credentials.
+
+        The engine signs with its user's own identity (``fixative identity``); no key travels."""
+        kind = _sniff_content_type(image_bytes)
+        content_type, body = build_multipart(
+            [("image", ("export.%s" % _EXTENSIONS.get(kind, "bin"), image_bytes, kind))])
+        return self._request("POST", "/v1/credentials", body=body,
+                             headers={"Content-Type": content_type})[2]
 
     def protect(self, image_bytes, options, on_progress=None, should_cancel=None,
                 content_type="image/png", style_image=None, anchor=None, fetch_preview=False):

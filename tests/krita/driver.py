@@ -145,6 +145,20 @@ def _panel():
     return record
 
 
+def _exports(app, config, out):
+    """Export Protected (flattened image, credentials on) to each file name in config["exports"]."""
+    import fixative_krita
+
+    document, _ = _make_document(app, config, "U8")
+    written = {}
+    for name in config["exports"]:
+        job = fixative_krita.export_protected(document, os.path.join(out, name), config["options"], wait=False)
+        job.wait()
+        written[name] = {"state": job.state, "notes": job.notes,
+                         "error": str(job.error) if job.error is not None else None}
+    return written
+
+
 def main(*_args):
     config_path = os.environ["FIXATIVE_KRITA_DRIVER"]
     with open(config_path) as handle:
@@ -164,6 +178,8 @@ def main(*_args):
             verdict["panel"] = _panel()
         if config.get("gray"):
             verdict["gray"] = _gray(app, config)
+        if config.get("exports"):
+            verdict["exports"] = _exports(app, config, out)
         if config.get("engine_stopped"):
             verdict["engine_stopped"] = _engine_stopped(app, config, out)
     except Exception:  # noqa: BLE001 - everything must end up in the verdict

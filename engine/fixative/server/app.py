@@ -378,6 +378,8 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
                                                  description="JSON object with ProtectOptions fields")] = None,
         style_image: Annotated[UploadFile | None, File(description="optional style reference")] = None,
         anchor: Annotated[UploadFile | None, File(description="optional poison anchor image")] = None,
+        credentials: Annotated[bool, Form(description="sign 'not for AI training' content credentials "
+                                                      "(C2PA) into the result, for files to post")] = False,
     ) -> JSONResponse:
         """Queue one protection job; poll GET /v1/jobs/{id} to keep its lease."""
         protect_options = _parse_options(options_json, config)
@@ -387,7 +389,7 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
         style_bytes = await style_image.read() if style_image is not None else None
         anchor_bytes = await anchor.read() if anchor is not None else None
         payload = JobPayload(image=image_bytes, options=protect_options, max_pixels=config.max_pixels,
-                             style_image=style_bytes, anchor=anchor_bytes)
+                             style_image=style_bytes, anchor=anchor_bytes, credentials=credentials)
         await run_in_threadpool(_check_payload, payload)
         del image_bytes, style_bytes, anchor_bytes
         await run_in_threadpool(payload.spill, spool)
@@ -441,6 +443,22 @@ def create_app(config: ServerConfig, *, runner: Callable[..., JobOutput] | None 
         if state == "running":
             state = await run_in_threadpool(manager.wait_finished, job_id, 2.0)
         return {"id": job_id, "state": state}
+
+    @app.post("/v1/credentials", dependencies=auth, tags=["credentials"], response_class=Response, responses={
+        **ERRORS,
+        400: {"model": ErrorResponse, "description": "not a PNG, JPEG or WebP file (bad_image)"},
+        413: {"model": ErrorResponse, "description": "too_many_pixels or body_too_large"},
+        422: {"model": ErrorResponse, "description": "the credentials could not be signed (credentials_error)"},
+        200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}},
+              "description": "the same file with a signed C2PA manifest"}})
+    async def sign_credentials(
+        image: Annotated[UploadFile, File(description="a finished PNG, JPEG or WebP file to post")],
+    ) -> Response:
+        """Add signed 'not for AI training' content credentials with this engine's own identity."""
+        from fixative.server.credentials import sign_upload
+
+        signed, media_type = await run_in_threadpool(sign_upload, await image.read(), config.max_pixels)
+        return Response(signed, media_type=media_type)
 
     guarded: ASGIApp = app
     if config.allowed_origins:

@@ -54,9 +54,12 @@ class JobPayload:
     worker, so a queued job costs a few hundred bytes of memory."""
 
     def __init__(self, image: bytes, options: ProtectOptions, max_pixels: int,
-                 style_image: bytes | None = None, anchor: bytes | None = None) -> None:
+                 style_image: bytes | None = None, anchor: bytes | None = None,
+                 credentials: bool = False) -> None:
         self.options = options
         self.max_pixels = max_pixels
+        self.credentials = credentials
+        """Sign C2PA 'not for AI training' credentials into the result (off for layer round trips)."""
         self._data: dict[str, bytes | None] = {"image": image, "style_image": style_image, "anchor": anchor}
         self._files: dict[str, Path] = {}
         self._lock = threading.Lock()

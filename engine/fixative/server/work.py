@@ -66,7 +66,8 @@ def run_protect_job(payload: JobPayload, progress: ProgressFn, cancel: CancelFn)
     if payload.anchor is not None:
         anchors = [_load(payload.anchor, field="anchor", max_pixels=payload.max_pixels).array]
     protected = service.protect_image(loaded, payload.options, style_image=style, anchor_images=anchors,
-                                      progress=progress, cancel=cancel)
+                                      progress=progress, cancel=cancel,
+                                      credentials=payload.credentials)
     result = protected.result
     check_changed(result.stats.psnr, result.stats.linf)
     return JobOutput(result=protected.data, media_type=MEDIA_TYPES.get(protected.format, "application/octet-stream"),

@@ -1,16 +1,20 @@
-"""Export Protected: protect the flattened image and save it for posting, with the opt-out tag.
+"""Export Protected: protect the flattened image and save it for posting, with the opt-out tags.
 
 The document is not changed: the merged pixels go to the engine and the answer goes to a file.
+The file carries the XMP "no AI training" fields and, signed by the engine (the plug-in has no
+C2PA library), C2PA "not for AI training" content credentials: the plug-in encodes the final
+PNG/JPEG/WebP, sends it to ``POST /v1/credentials`` and writes what comes back.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from . import optout, pixels
 from ._common import fixative_png
-from .job import LayerError, LayerSnapshot, ProtectJob
+from .job import FixativeClientError, LayerError, LayerSnapshot, ProtectJob
 from .qt import QImage
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
@@ -35,37 +39,46 @@ def read_flattened(document: Any) -> LayerSnapshot:
                          depth in ("F16", "F32") and pixels.is_linear_profile(profile))
 
 
-def write_protected(path: str, samples: bytes, bit_depth: int, width: int, height: int,
-                    quality: int = 92) -> str:
-    """Write RGBA PNG samples as PNG (8/16-bit), JPEG or WebP with the opt-out XMP; returns path."""
+def encode_protected(path: str, samples: bytes, bit_depth: int, width: int, height: int,
+                     quality: int = 92, optout_metadata: bool = True) -> bytes:
+    """RGBA PNG samples as the PNG (8/16-bit), JPEG or WebP file ``path`` names, with the opt-out XMP."""
     kind = FORMATS.get(os.path.splitext(path)[1].lower())
     if kind is None:
         raise LayerError(f"Export Protected saves .png, .jpg or .webp files, not '{os.path.basename(path)}'.")
     if kind == "PNG":
-        data = fixative_png.encode_png(width, height, 4, bit_depth, samples,
-                                       extra_chunks=optout.png_chunks())
-    else:
-        if bit_depth == 16:  # JPEG and WebP are 8-bit: keep the high byte of each sample
-            samples = bytes(samples[0::2])
-        image = QImage(samples, width, height, width * 4, QImage.Format.Format_RGBA8888)
-        if kind == "JPEG":  # no alpha in JPEG: flatten onto white
-            from .qt import QtGui
+        return fixative_png.encode_png(width, height, 4, bit_depth, samples,
+                                       extra_chunks=optout.png_chunks() if optout_metadata else None)
+    if bit_depth == 16:  # JPEG and WebP are 8-bit: keep the high byte of each sample
+        samples = bytes(samples[0::2])
+    image = QImage(samples, width, height, width * 4, QImage.Format.Format_RGBA8888)
+    if kind == "JPEG":  # no alpha in JPEG: flatten onto white
+        from .qt import QtGui
 
-            flat = QImage(width, height, QImage.Format.Format_RGB888)
-            flat.fill(QtGui.QColor(255, 255, 255))
-            painter = QtGui.QPainter(flat)
-            painter.drawImage(0, 0, image)
-            painter.end()
-            image = flat
-        from .qt import QtCore
+        flat = QImage(width, height, QImage.Format.Format_RGB888)
+        flat.fill(QtGui.QColor(255, 255, 255))
+        painter = QtGui.QPainter(flat)
+        painter.drawImage(0, 0, image)
+        painter.end()
+        image = flat
+    from .qt import QtCore
 
-        buffer = QtCore.QBuffer()
-        buffer.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
-        if not image.save(buffer, kind, quality):
-            raise LayerError(f"Qt could not encode {kind} here; save as PNG instead.")
-        encoded = bytes(buffer.data())
-        data = (optout.add_to_jpeg(encoded) if kind == "JPEG"
-                else optout.add_to_webp(encoded, width, height))
+    buffer = QtCore.QBuffer()
+    buffer.open(QtCore.QIODevice.OpenModeFlag.WriteOnly)
+    if not image.save(buffer, kind, quality):
+        raise LayerError(f"Qt could not encode {kind} here; save as PNG instead.")
+    encoded = bytes(buffer.data())
+    if not optout_metadata:
+        return encoded
+    return optout.add_to_jpeg(encoded) if kind == "JPEG" else optout.add_to_webp(encoded, width, height)
+
+
+def write_protected(path: str, samples: bytes, bit_depth: int, width: int, height: int,
+                    quality: int = 92, optout_metadata: bool = True,
+                    sign: Callable[[bytes], bytes] | None = None) -> str:
+    """Encode (see ``encode_protected``), let ``sign`` add content credentials, write; returns path."""
+    data = encode_protected(path, samples, bit_depth, width, height, quality, optout_metadata)
+    if optout_metadata and sign is not None:
+        data = sign(data)
     try:
         with open(path, "wb") as handle:
             handle.write(data)
@@ -75,14 +88,27 @@ def write_protected(path: str, samples: bytes, bit_depth: int, width: int, heigh
 
 
 def export_protected(document: Any, path: str, options: dict, wait: bool = True,
-                     quality: int = 92, **kwargs: Any) -> Any:
-    """Protect the flattened ``document`` and save it to ``path``; returns the path (or the job)."""
+                     quality: int = 92, credentials: bool = True, **kwargs: Any) -> Any:
+    """Protect the flattened ``document`` and save it to ``path``; returns the path (or the job).
+
+    ``credentials`` (the dialog's "Add 'not for AI training' credentials"): XMP opt-out fields and
+    engine-signed C2PA credentials. If the engine cannot sign, the file is saved with the XMP
+    fields only and ``job.notes`` says why: the protection itself is never thrown away.
+    """
     if os.path.splitext(path)[1].lower() not in FORMATS:
         raise LayerError(f"Export Protected saves .png, .jpg or .webp files, not '{os.path.basename(path)}'.")
 
     def save(job: ProtectJob, _raw: bytes) -> str:
-        return write_protected(path, job.result_samples, job.result_bit_depth,
-                               job.snapshot.width, job.snapshot.height, quality)
+        def sign(data: bytes) -> bytes:  # a local request of a few milliseconds, on the GUI thread
+            try:
+                return job.client.add_credentials(data)
+            except FixativeClientError as exc:
+                job.notes.append(f"Saved without signed content credentials (the XMP opt-out is in "
+                                 f"the file): {exc}")
+                return data
+
+        return write_protected(path, job.result_samples, job.result_bit_depth, job.snapshot.width,
+                               job.snapshot.height, quality, optout_metadata=credentials, sign=sign)
 
     job = ProtectJob(document, None, options, apply_result=save, **kwargs)
     job.start(read_flattened(document))

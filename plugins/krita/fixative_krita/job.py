@@ -164,6 +164,7 @@ class ProtectJob:
         self.result_bit_depth = 8
         self.preview_png: bytes | None = None
         self.report: dict = {}
+        self.notes: list[str] = []  # things the artist should know about a successful run
         self.snapshot: LayerSnapshot | None = None
         self._events: queue.Queue = queue.Queue()
         self._cancel = threading.Event()

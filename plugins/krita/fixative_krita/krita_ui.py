@@ -7,6 +7,7 @@ from typing import Any
 from krita import DockWidget, Extension, Krita
 
 from .export import FORMATS, export_protected
+from .export_dialog import ask_export_path
 from .job import LayerError, ProtectJob, protect_layer
 from .panel import ProtectPanel
 from .qt import QtWidgets
@@ -92,16 +93,15 @@ class FixativeExtension(Extension):
             _message("Open an image first.")
             return
         window = Krita.instance().activeWindow()
-        path, _filter = QtWidgets.QFileDialog.getSaveFileName(
-            window.qwindow() if window else None, "Export protected image", "",
-            "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp)")
-        if not path:
+        chosen = ask_export_path(window.qwindow() if window else None)
+        if chosen is None:
             return
+        path, credentials = chosen
         if not any(path.lower().endswith(extension) for extension in FORMATS):
             path += ".png"
         try:
             job = export_protected(document, path, self._options(), wait=False,
-                                   on_done=self._finished)
+                                   credentials=credentials, on_done=self._finished)
         except LayerError as exc:
             _message(str(exc))
             return
@@ -112,7 +112,8 @@ class FixativeExtension(Extension):
             self._jobs.remove(job)
         if job.state == "done":
             where = job.result_node if isinstance(job.result_node, str) else None
-            _message(f"Protected image saved to {where}." if where else
-                     f"Added the protected layer '{job.result_node.name()}'.")
+            text = (f"Protected image saved to {where}." if where else
+                    f"Added the protected layer '{job.result_node.name()}'.")
+            _message("\n\n".join([text, *job.notes]))
         elif job.error is not None:
             _message(str(job.error))
