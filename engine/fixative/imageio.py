@@ -498,9 +498,10 @@ def _pillow_header(data: bytes, fmt: str, what: str) -> ImageHeader:
         raise BadImage(f"The {what} is not a readable {fmt} file.") from exc
 
 
-def restrict_pillow(formats: tuple[str, ...] = ("PNG", "TIFF", "JPEG")) -> None:
+def restrict_pillow(formats: tuple[str, ...] = ("PNG", "TIFF", "JPEG", "WEBP")) -> None:
     """Let Pillow open only these formats in this process (the engine): every other plug-in, such as
-    EPS (which runs Ghostscript), is unreachable even if a check upstream were missed."""
+    EPS (which runs Ghostscript), is unreachable even if a check upstream were missed. WebP is only
+    ever opened for its header, by ``POST /v1/credentials`` (jobs refuse it by its magic bytes)."""
     Image.init()
     for name in list(Image.OPEN):
         if name not in formats:

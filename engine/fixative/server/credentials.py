@@ -16,13 +16,10 @@ SIGNABLE_FORMATS = frozenset({"PNG", "JPEG", "WEBP"})
 
 def sign_upload(data: bytes, max_pixels: int) -> tuple[bytes, str]:
     """(signed bytes, media type). The header is checked first; the pixels are never decoded."""
-    from fixative.imageio import check_pixels, probe
+    from fixative.imageio import inspect_header
     from fixative.provenance import add_optout_credentials
 
     if not data:
         raise BadImage("The image upload is empty.")
-    fmt, width, height = probe(data)
-    if fmt not in SIGNABLE_FORMATS:
-        raise BadImage(f"The image is {fmt}; send the finished PNG, JPEG or WebP file.")
-    check_pixels(width, height, max_pixels)
-    return add_optout_credentials(data, fmt), MEDIA_TYPES[fmt]
+    header = inspect_header(data, max_pixels=max_pixels, formats=SIGNABLE_FORMATS, what="file to sign")
+    return add_optout_credentials(data, header.format), MEDIA_TYPES[header.format]

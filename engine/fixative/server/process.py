@@ -152,7 +152,7 @@ def serve(config: ServerConfig, *, out: TextIO | None = None, log_level: str = "
 def _run(config: ServerConfig, *, out: TextIO, log_level: str) -> int:
     from fixative.imageio import restrict_pillow
 
-    restrict_pillow()  # this process decodes untrusted uploads: PNG, TIFF and JPEG only
+    restrict_pillow()  # this process reads untrusted uploads: PNG, TIFF, JPEG (and WebP headers) only
     # Before the app exists, so its idle clock does not count the style and model look-ups (they import
     # torch), and before engine.json: whoever finds the engine finds the schema beside it.
     discovery.write_options_schema()
