@@ -32,8 +32,8 @@ from pathlib import Path
 import pytest
 
 from fixative.batch.manifest import DONE, RETRIED, read_records
-from tests.conftest import MODELS, REPO
-from tests.helpers import netns
+from tests.conftest import MODELS
+from tests.helpers import netns, ray_cluster
 from tests.test_batch import CLI_FAST, write_paintings
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -48,45 +48,9 @@ STEP_TIMEOUT_S = 150
 
 
 def _unavailable() -> str | None:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        return "ray is not installed (pip install 'ray[default]')"
     if not (MODELS / "taef2_encoder.pth").exists():
         return "../shared/models/taesd/taef2_encoder.pth is missing"
-    if not (Path(sys.executable).parent / "ray").exists():
-        return f"the `ray` command is not beside {sys.executable}"
-    return netns.unavailable_reason()
-
-
-def _node_env(home: Path) -> dict[str, str]:
-    """A node's environment: nothing of ours but the installed package (PYTHONPATH stands in for
-    the wheel). Fast node-death detection (1 s health checks) keeps the test short."""
-    home.mkdir(parents=True, exist_ok=True)
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home), "LANG": "C.UTF-8",
-            "PYTHONPATH": str(REPO / "engine"), "RAY_USAGE_STATS_ENABLED": "0",
-            "RAY_health_check_period_ms": "1000", "RAY_health_check_failure_threshold": "5"}
-
-
-def _ray_start(namespace: str, args: list[str], home: Path) -> None:
-    ray_bin = str(Path(sys.executable).parent / "ray")
-    done = subprocess.run(netns.exec_argv(namespace, [ray_bin, "start", "--disable-usage-stats", "--num-cpus", "2",
-                                                      *args]),
-                          env=_node_env(home), capture_output=True, text=True, timeout=STEP_TIMEOUT_S)
-    assert done.returncode == 0, f"ray start {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-
-
-def _wait_for_nodes(namespace: str, root: Path) -> list[str]:
-    script = ("import ray, time\n"
-              f"ray.init(address='{ADDRESS}', logging_level='warning')\n"
-              "deadline = time.monotonic() + 60\n"
-              "while len([n for n in ray.nodes() if n['Alive']]) < 2 and time.monotonic() < deadline:\n"
-              "    time.sleep(0.5)\n"
-              "print(sorted(n['NodeManagerAddress'] for n in ray.nodes() if n['Alive']))\n")
-    done = subprocess.run(netns.exec_argv(namespace, [sys.executable, "-c", script]), env=_node_env(root / "probe"),
-                          capture_output=True, text=True, timeout=STEP_TIMEOUT_S)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"'))
+    return ray_cluster.unavailable_reason()
 
 
 class Driver:
@@ -96,7 +60,7 @@ class Driver:
         self.argv = netns.exec_argv(namespace, [
             sys.executable, "-m", "fixative.cli", "batch", str(root / "in"), "--out-dir", str(root / "out"),
             "--ray", ADDRESS, "--workers", "2", "--json", *CLI_FAST])
-        self.env = {**_node_env(root / "driver-home"), "FIXATIVE_MODEL_DIR": str(MODELS), "FIXATIVE_OFFLINE": "1",
+        self.env = {**ray_cluster.node_env(root / "driver-home"), "FIXATIVE_MODEL_DIR": str(MODELS), "FIXATIVE_OFFLINE": "1",
                     "HF_HUB_OFFLINE": "1"}
         self.root = root
         self.manifest = root / "out" / "fixative-batch.jsonl"
@@ -145,11 +109,9 @@ def cluster_run():
     try:
         write_paintings(root / "in", FILES, size=32)
         with netns.linked_namespaces("fxrc", (HEAD_IP, WORKER_IP)) as (head_ns, worker_ns):
-            _ray_start(head_ns, ["--head", "--node-ip-address", HEAD_IP, "--port", "6379",
-                                 "--include-dashboard=false", "--temp-dir", str(root / "ray-head")], root / "head-home")
-            _ray_start(worker_ns, ["--address", ADDRESS, "--node-ip-address", WORKER_IP,
-                                   "--temp-dir", str(root / "ray-worker")], root / "worker-home")
-            nodes = _wait_for_nodes(head_ns, root)
+            assert ray_cluster.start_head(head_ns, HEAD_IP, root, cpus=2, timeout=STEP_TIMEOUT_S) == ADDRESS
+            ray_cluster.start_worker(worker_ns, WORKER_IP, ADDRESS, root, cpus=2, timeout=STEP_TIMEOUT_S)
+            nodes = ray_cluster.wait_for_nodes(head_ns, ADDRESS, 2, root, timeout=STEP_TIMEOUT_S)
             driver = Driver(head_ns, root)
 
             first = driver.start("first")
