@@ -53,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="CPUs (and torch threads) per worker (default: 1 per Ray actor; torch's "
                               "own choice in-process)")
     cluster.add_argument("--ray-runtime-env", metavar="JSON",
-                         help='Ray runtime_env for the workers, e.g. \'{"env_vars": {"FIXATIVE_MODEL_DIR": "/models"}}\'')
+                         help="Ray runtime_env for the workers, e.g. '{\"env_vars\": {\"OMP_NUM_THREADS\": \"1\"}}'; "
+                              "not needed for weights or offline mode: the driver ships those")
     cluster.add_argument("--max-attempts", type=int, default=3,
                          help="give up on a file after this many failed attempts over all runs (default 3)")
     add_protect_options(parser)
