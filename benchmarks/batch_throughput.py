@@ -202,7 +202,30 @@ def section(size: str) -> str:
         efficiency = f"{run['scaling_efficiency']:.0%}" if "scaling_efficiency" in run else ""
         lines.append(f"| {key} | {run['images_per_min']:.1f} | {run['images_per_min_incl_startup']:.1f} | "
                      f"{run['mean_file_s']:.2f} | {run['busy']:.0%} | {efficiency} |")
+    if size == "full":
+        lines += ["", *_nodes_section()]
     return "\n".join(lines) + "\n"
+
+
+def _nodes_section() -> list[str]:
+    """1 node vs 2 nodes (``--nodes``): a `ray start` cluster in two linked namespaces."""
+    with tempfile.TemporaryDirectory(prefix="fixative-bench-nodes-") as tmp:
+        out = Path(tmp) / "nodes.json"
+        done = subprocess.run([sys.executable, __file__, "--nodes", "--images", "12", "--size", "64", "--steps", "4",
+                               "--json", str(out)], cwd=REPO, capture_output=True, text=True, timeout=1800)
+        if done.returncode != 0 or not out.exists():
+            return [f"1 node vs 2 nodes: not measured ({done.stderr.strip()[-500:]})"]
+        results = json.loads(out.read_text())
+    lines = [f"1 node vs 2 nodes (`ray start` in two linked network namespaces that share this host's "
+             f"{results['cpus']} CPU core(s); 1 worker per node; {results['images']} crops of {results['size']}² px, "
+             f"{results['steps']} steps):", "",
+             "| run | images/min (steady) | with start-up | s/file | files per node |", "|---|---|---|---|---|"]
+    for key, run in results["runs"].items():
+        per_node = ", ".join(f"{node} {count}" for node, count in sorted(run["done_per_node"].items()))
+        lines.append(f"| {key} | {run['images_per_min']:.1f} | {run['images_per_min_incl_startup']:.1f} | "
+                     f"{run['mean_file_s']:.2f} | {per_node} |")
+    lines += ["", f"Scaling factor 2 nodes / 1 node: {results['scaling_factor']:.2f}."]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
