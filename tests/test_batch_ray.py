@@ -76,8 +76,12 @@ def test_ray_ran_on_loopback_with_two_workers(ray_run):
     results = ray_run["results"]
     assert results["node_ip"] == "127.0.0.1"
     assert results["interrupt"]["workers"] == results["resume"]["workers"] == 2
-    workers = {r["worker"] for r in ray_run["records"] if r["status"] == DONE}
-    assert len(workers) >= 2  # files really were spread over more than one actor process
+    done = [r for r in ray_run["records"] if r["status"] == DONE]
+    assert len({r["worker"] for r in done}) >= 2  # files really were spread over more than one actor process
+    assert {r["node"] for r in done} == {"127.0.0.1"} and len({r["node_id"] for r in done}) == 1
+    assert len({r["actor"] for r in done}) >= 2
+    per_node = results["resume"]["summary"]["done_per_node"]
+    assert per_node == {"127.0.0.1": results["resume"]["summary"]["done"]}
 
 
 def test_outputs_equal_in_process_protect(ray_run, monkeypatch):
@@ -149,8 +153,17 @@ def test_interrupted_batch_resumed_redoes_nothing_done(ray_run):
     assert results["resume"]["summary"]["skipped_done"] == len(done_first)
 
 
-def test_workers_that_cannot_start_stop_the_batch_with_one_clear_error(ray_run):
-    missing = ray_run["results"]["missing_weights"]
+def test_weights_missing_on_the_driver_stop_the_batch_before_any_actor(ray_run):
+    missing = ray_run["results"]["missing_on_driver"]
+    assert missing["raised"] == "MissingWeights" and missing["code"] == "missing_weights"
+    assert "taesd_encoder.pth not found" in missing["message"]
+    assert missing["outputs"] == []
+
+
+def test_a_worker_that_cannot_load_a_model_names_its_node(ray_run):
+    missing = ray_run["results"]["missing_on_worker"]
     assert missing["raised"] == "RayUnavailable" and missing["code"] == "ray_unavailable"
-    assert "could not start" in missing["message"] and "taesd" in missing["message"]
+    assert "could not start" in missing["message"] and "MissingWeights" in missing["message"]
+    assert "on Ray node 127.0.0.1 (node id " in missing["message"]
+    assert "fixative-test-vae" in missing["message"]
     assert missing["outputs"] == []

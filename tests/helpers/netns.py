@@ -46,10 +46,11 @@ def _pids_in(name: str) -> list[int]:
     return [int(p) for p in listed.stdout.split() if p.isdigit()]
 
 
-def _end_processes(name: str, grace_s: float = 10.0) -> None:
+def _end_processes(name: str, grace_s: float = 10.0,
+                   signals: Sequence[int] = (signal.SIGTERM, signal.SIGKILL)) -> None:
     """Processes we started in the namespace (Ray's raylet, GCS, workers) that outlived their driver:
     SIGTERM each by pid, then SIGKILL what is left, so the namespace can be deleted."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    for sig in signals:
         pids = _pids_in(name)
         if not pids:
             return
@@ -72,6 +73,42 @@ def network_namespace(prefix: str = "fixative") -> Iterator[str]:
     finally:
         _end_processes(name)
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+@contextlib.contextmanager
+def linked_namespaces(prefix: str = "fixative", addresses: tuple[str, str] = ("10.213.7.1", "10.213.7.2"),
+                      prefix_len: int = 24) -> Iterator[tuple[str, str]]:
+    """Two namespaces joined by a veth pair, as two machines on one private network.
+
+    The pair is made inside the namespaces (never in the caller's), each end gets one of
+    ``addresses``; loopback is up in both. Afterwards their processes are ended by pid and both
+    namespaces (with the veth pair in them) are deleted, also when setting them up failed."""
+    tag = f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    names = (f"{prefix}-a-{tag}", f"{prefix}-b-{tag}")
+    made: list[str] = []
+    try:
+        for name in names:
+            _ip("netns", "add", name)
+            made.append(name)
+            _ip("netns", "exec", name, "ip", "link", "set", "lo", "up")
+        _ip("netns", "exec", names[0], "ip", "link", "add", "fxveth0", "type", "veth", "peer", "name", "fxveth1",
+            "netns", names[1])
+        for name, device, address in zip(names, ("fxveth0", "fxveth1"), addresses, strict=True):
+            _ip("netns", "exec", name, "ip", "addr", "add", f"{address}/{prefix_len}", "dev", device)
+            _ip("netns", "exec", name, "ip", "link", "set", device, "up")
+        yield names
+    finally:
+        for name in made:
+            _end_processes(name)
+        if made:  # deleting one end's namespace removes the pair; say so explicitly anyway
+            subprocess.run(["ip", "netns", "exec", made[0], "ip", "link", "del", "fxveth0"], capture_output=True)
+        for name in made:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def kill_processes(name: str) -> None:
+    """SIGKILL every process in namespace ``name`` (one we made) by pid: a machine that dies."""
+    _end_processes(name, grace_s=10.0, signals=(signal.SIGKILL,))
 
 
 def exec_argv(name: str, argv: Sequence[str]) -> list[str]:

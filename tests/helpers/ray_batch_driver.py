@@ -4,7 +4,8 @@ One local Ray cluster (2 CPUs, 127.0.0.1), two batch runs into one output folder
 
 1. ``interrupt``: stop (as Ctrl-C does) once ``stop_after`` files are done;
 2. ``resume``: the same batch again; after its first result one busy actor is ``ray.kill``-ed;
-3. ``missing_weights``: a model whose weights are absent: the actors cannot start.
+3. ``missing_on_driver``: a model whose weights the driver lacks: it stops before any actor;
+4. ``missing_on_worker``: a model the actors cannot load: the error names the node.
 
 Writes what it saw to the JSON file named by ``--results``; pytest checks it and the files.
 """
@@ -60,7 +61,7 @@ def _run(args: argparse.Namespace, results: dict) -> None:
     out_dir = Path(args.out_dir)
     spec = JobSpec(options=json.loads(args.options))
 
-    def batch(hook) -> dict:
+    def batch(hook, spec: JobSpec = spec, out_dir: Path = out_dir) -> dict:
         executor = RayExecutor(workers=args.workers, gpus_per_worker=0, cpus_per_worker=1)
         with Manifest.open(out_dir) as manifest:
             runner = BatchRunner(sources, out_dir, spec, executor, manifest,
@@ -96,17 +97,27 @@ def _run(args: argparse.Namespace, results: dict) -> None:
     results["resume"] = batch(kill_one_busy)
     results["killed"] = killed
 
-    # An actor that cannot start (weights missing, downloads off) stops the batch with one error.
-    spec = JobSpec(options={**json.loads(args.options), "models": ["taesd"]})
-    out_dir = out_dir.parent / "out-missing-weights"
-    try:
-        batch(None)
-        results["missing_weights"] = {"raised": None}
-    except Exception as exc:
-        results["missing_weights"] = {"raised": type(exc).__name__, "message": str(exc),
-                                      "code": getattr(exc, "code", None),
-                                      "outputs": sorted(p.name for p in out_dir.glob("*.png"))}
+    # Weights the driver does not have stop the batch on the driver, before any actor starts.
+    results["missing_on_driver"] = _failed_batch(batch, {**json.loads(args.options), "models": ["taesd"]},
+                                                 out_dir.parent / "out-missing-on-driver")
+    # A model the driver does not ship (a diffusers VAE folder) that a worker cannot load: the
+    # actors cannot start, and the one error names the node.
+    results["missing_on_worker"] = _failed_batch(batch, {**json.loads(args.options),
+                                                         "models": ["vae:/nonexistent/fixative-test-vae"]},
+                                                 out_dir.parent / "out-missing-on-worker")
     ray.shutdown()
+
+
+def _failed_batch(batch, options: dict, out_dir: Path) -> dict:
+    """Run a batch that must fail as a whole; what it raised, and what it left in ``out_dir``."""
+    from fixative.batch.work import JobSpec
+
+    try:
+        batch(None, JobSpec(options=options), out_dir)
+        return {"raised": None}
+    except Exception as exc:
+        return {"raised": type(exc).__name__, "message": str(exc), "code": getattr(exc, "code", None),
+                "outputs": sorted(p.name for p in out_dir.glob("*.png"))}
 
 
 if __name__ == "__main__":

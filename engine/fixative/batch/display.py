@@ -110,5 +110,8 @@ class BatchDisplay:
             parts.append(f"{s.retried} retried after a worker was lost")
         self.console.print(f"fixative batch: {', '.join(parts)} in {_duration(s.seconds)} "
                            f"({s.images_per_minute:.1f} images/min); manifest: {runner.manifest.path}")
+        if s.done_per_node:
+            nodes = ", ".join(f"{node} {count}" for node, count in sorted(s.done_per_node.items()))
+            self.console.print(f"fixative batch: done per node: {nodes}")
         if s.interrupted:
             self.console.print("fixative batch: interrupted; run the same command again to resume")

@@ -2,6 +2,11 @@
 
 The scheduler keeps one file in flight per actor. An actor that dies (``ray.kill``, OOM killer, a
 lost node) costs a retry of the file it held, never a failure, and is replaced by a fresh actor.
+
+Workers get everything from the driver, nothing from their node's environment: the driver reads
+the weight files once (checked against their pins) and puts their bytes in Ray's object store; each
+actor loads its models from those bytes. Offline mode travels in the JobSpec. Actors are spread
+over the nodes, and every outcome names the node and actor that produced it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ from typing import Any
 
 from fixative.batch.runner import Event
 from fixative.batch.work import JobSpec, OutcomeDict, WorkItem, protect_one, warm_up
-from fixative.errors import FixativeError
+from fixative.errors import FixativeError, MissingWeights
+from fixative.models.weights import WeightBytes
 
 STARTUP_TIMEOUT_S = 600.0
 """Loading models on a cold node (or waiting for an autoscaler) can take minutes, not hours."""
@@ -59,19 +65,44 @@ class ProtectWorker:
     Runs with two threads so that ``stop()`` can reach a ``run()`` in progress: protect() polls the
     flag every step and raises Cancelled."""
 
-    def __init__(self, spec: JobSpec, threads: int) -> None:
+    def __init__(self, spec: JobSpec, weights: list[WeightBytes], threads: int) -> None:
+        import ray
+
+        from fixative.models.weights import hold_in_memory
+
         if threads > 0:
             import torch
 
             torch.set_num_threads(threads)
         self.spec = spec
         self._stop = threading.Event()
+        self._loaded: dict[str, Any] | None = None
+        context = ray.get_runtime_context()
+        self.where = {"node": ray.util.get_node_ip_address(), "node_id": context.get_node_id(),
+                      "actor": context.get_actor_id()}
+        if spec.offline:  # the driver's setting, not this node's environment
+            os.environ["FIXATIVE_OFFLINE"] = "1"
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        hold_in_memory(weights, only=True)  # from here on, weights come from the driver or not at all
 
     def ready(self) -> dict[str, Any]:
-        return warm_up(self.spec)
+        """Load the models (from the shipped bytes) once; a failure names this node."""
+        if self._loaded is None:
+            here = f"on Ray node {self.where['node']} (node id {self.where['node_id'][:12]})"
+            try:
+                self._loaded = {**warm_up(self.spec), **self.where}
+            except FixativeError as exc:
+                raise type(exc)(f"{here}: {exc}") from exc
+            except Exception as exc:
+                raise MissingWeights(f"{here}: could not load the models: {type(exc).__name__}: {exc}") from exc
+        return self._loaded
 
     def run(self, name: str, data: bytes) -> OutcomeDict:
-        return protect_one(self.spec, name, data, cancel=self._stop.is_set)
+        try:
+            self.ready()  # a replacement actor gets its first file without a separate ready() call
+        except FixativeError as exc:
+            return {"status": "failed", "error": {"code": exc.code, "message": f"{name}: {exc}"}, **self.where}
+        return {**protect_one(self.spec, name, data, cancel=self._stop.is_set), **self.where}
 
     def stop(self) -> None:
         self._stop.set()
@@ -105,7 +136,12 @@ class RayExecutor:
         self.actors: list[Any] = []
         self.running: dict[Any, tuple[int, WorkItem]] = {}
         """ObjectRef of a run() call → (actor slot, item); tests pick an actor to kill from it."""
+        self.starting: dict[Any, int] = {}
+        """ObjectRef of a replacement actor's ready() call → its slot (it gets no file before that)."""
+        self.where: dict[int, dict[str, Any]] = {}
+        """Actor slot → the node, node id and actor id it last reported (named in lost-worker records)."""
         self._spec_ref: Any = None
+        self._weights_ref: Any = None
         self._remote_cls: Any = None
 
     # -- sizing -------------------------------------------------------------------------------
@@ -143,11 +179,16 @@ class RayExecutor:
             self.max_replacements = 2 * self.workers + 8
         where = f"{self.gpus_per_worker:g} GPU" if self.gpus_per_worker else f"{self.cpus_per_worker:g} CPU"
         self.description = f"ray: {self.workers} worker(s) × {where}"
-        self._remote_cls = ray.remote(ProtectWorker).options(
-            num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker, max_concurrency=2, max_restarts=0)
+        from fixative.core import _as_options
+        from fixative.models.registry import weight_bytes_for
+
+        weights = weight_bytes_for(_as_options(spec.options).models, download=not spec.offline)
+        self._remote_cls = ray.remote(ProtectWorker)
         self._spec_ref = ray.put(spec)
+        self._weights_ref = ray.put(weights)  # once: every actor, on every node, reads this one object
         self.actors = [self._new_actor() for _ in range(self.workers)]
         pending = [actor.ready.remote() for actor in self.actors]
+        slots = {ref: slot for slot, ref in enumerate(pending)}
         deadline = time.monotonic() + self.startup_timeout_s
         try:
             while pending and not self.stop.is_set():  # short waits, so Ctrl-C is heard while starting
@@ -156,53 +197,81 @@ class RayExecutor:
                     raise RayUnavailable(f"the Ray workers did not start within {self.startup_timeout_s:g} s: "
                                          f"the cluster may lack free resources for {self.description}")
                 ready, pending = ray.wait(pending, num_returns=len(pending), timeout=0.5)
-                ray.get(ready)
+                for ref, info in zip(ready, ray.get(ready), strict=True):
+                    self.where[slots[ref]] = {k: info[k] for k in ("node", "node_id", "actor")}
         except ray.exceptions.RayError as exc:
             self.shutdown()
             raise RayUnavailable(f"a Ray worker could not start: {_reason(exc)}") from exc
 
-    def _new_actor(self) -> Any:
-        return self._remote_cls.remote(self._spec_ref, max(1, int(self.cpus_per_worker)))
+    def _new_actor(self, strategy: Any = "SPREAD") -> Any:
+        return self._remote_cls.options(
+            num_cpus=self.cpus_per_worker, num_gpus=self.gpus_per_worker, max_concurrency=2, max_restarts=0,
+            scheduling_strategy=strategy).remote(self._spec_ref, self._weights_ref, max(1, int(self.cpus_per_worker)))
+
+    def _usable(self) -> list[int]:
+        """Slots whose actor is up: replacements get files only once their models are loaded, so a
+        replacement that never starts (placed on a node that is dying) costs no file a retry."""
+        starting = set(self.starting.values())
+        busy = {slot for slot, _ in self.running.values()}
+        return [s for s in range(len(self.actors)) if s not in starting and s not in busy]
 
     def free_slots(self) -> int:
-        busy = {slot for slot, _ in self.running.values()}
-        return sum(1 for slot in range(len(self.actors)) if slot not in busy)
+        return len(self._usable())
 
     def in_flight(self) -> int:
         return len(self.running)
 
     def submit(self, item: WorkItem, data: bytes) -> None:
-        busy = {slot for slot, _ in self.running.values()}
-        slot = next(s for s in range(len(self.actors)) if s not in busy)
+        slot = self._usable()[0]
         ref = self.actors[slot].run.remote(item.source.name, data)
         self.running[ref] = (slot, item)
 
     def poll(self, timeout: float) -> list[Event]:
         ray = require_ray()
-        if not self.running:
+        refs = [*self.running, *self.starting]
+        if not refs:
             return []
-        refs = list(self.running)
         ready, rest = ray.wait(refs, num_returns=1, timeout=timeout)
         if ready and rest:
             more, _ = ray.wait(rest, num_returns=len(rest), timeout=0)
             ready += more
         events = []
         for ref in ready:
+            if ref in self.starting:
+                self._started(ref)
+                continue
             slot, item = self.running.pop(ref)
             try:
                 outcome = ray.get(ref)
             except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
                     ray.exceptions.ObjectLostError) as exc:
-                events.append(Event(item, None, lost_reason=_reason(exc)))
-                self._replace(slot)
+                where = self.where.pop(slot, None)
+                reason = _reason(exc) + (f" (on node {where['node']})" if where else "")
+                events.append(Event(item, None, lost_reason=reason, where=where))
+                self._replace(slot, where)
                 continue
             except ray.exceptions.RayTaskError as exc:  # protect_one catches file errors; this is a bug
                 outcome = {"status": "failed", "error": {"code": "internal_error",
                                                          "message": f"{item.source.name}: {_reason(exc)}"}}
+            if "node" in outcome:
+                self.where[slot] = {k: outcome[k] for k in ("node", "node_id", "actor")}
             events.append(Event(item, outcome))
         return events
 
-    def _replace(self, slot: int) -> None:
+    def _started(self, ref: Any) -> None:
+        """A replacement actor answered ready(): its slot takes files, or it is replaced again."""
+        ray = require_ray()
+        slot = self.starting.pop(ref)
+        try:
+            info = ray.get(ref)
+        except ray.exceptions.RayActorError:  # died while starting (its node went away too)
+            self._replace(slot, None)
+            return
+        except ray.exceptions.RayError as exc:
+            raise RayUnavailable(f"a replacement Ray worker could not start: {_reason(exc)}") from exc
+        self.where[slot] = {k: info[k] for k in ("node", "node_id", "actor")}
+
+    def _replace(self, slot: int, lost: dict[str, Any] | None) -> None:
         ray = require_ray()
         try:
             ray.kill(self.actors[slot])
@@ -214,7 +283,23 @@ class RayExecutor:
         if self.max_replacements is not None and self.replacements > self.max_replacements:
             raise RayUnavailable(f"Ray workers died {self.replacements} times; stopping the batch (the "
                                  "manifest is complete: fix the cluster and run again to resume)")
-        self.actors[slot] = self._new_actor()
+        self.actors[slot] = self._new_actor(self._away_from(lost))
+        self.starting[self.actors[slot].ready.remote()] = slot
+
+    def _away_from(self, lost: dict[str, Any] | None) -> Any:
+        """Prefer another node than the one that just lost an actor: Ray may still count a dead
+        node as alive for some seconds. Soft, so a one-node cluster uses its one node."""
+        if not lost:
+            return "SPREAD"
+        ray = require_ray()
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        ours = [w["node_id"] for w in self.where.values()]
+        others = [n["NodeID"] for n in ray.nodes() if n.get("Alive") and n["NodeID"] != lost["node_id"]
+                  and n.get("Resources", {}).get("CPU", 0) >= self.cpus_per_worker]
+        if not others:
+            return "SPREAD"
+        return NodeAffinitySchedulingStrategy(node_id=min(others, key=ours.count), soft=True)
 
     def request_stop(self) -> None:
         self.stop.set()
@@ -233,6 +318,8 @@ class RayExecutor:
                 pass
         self.actors = []
         self.running = {}
+        self.starting = {}
+        self._weights_ref = None
 
 
 def _reason(exc: BaseException) -> str:

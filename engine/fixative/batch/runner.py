@@ -37,6 +37,8 @@ class Event:
     item: WorkItem
     outcome: OutcomeDict | None
     lost_reason: str | None = None
+    where: dict[str, Any] | None = None
+    """For a lost worker: the node, node id and actor it ran on, when known."""
 
 
 class Executor(Protocol):
@@ -116,6 +118,8 @@ class BatchSummary:
     interrupted: bool = False
     seconds: float = 0.0
     failures: list[dict[str, Any]] = field(default_factory=list)
+    done_per_node: dict[str, int] = field(default_factory=dict)
+    """Files done in this run by each node (its IP; the host name in-process)."""
 
     @property
     def images_per_minute(self) -> float:
@@ -125,7 +129,7 @@ class BatchSummary:
         return {"total": self.total, "done": self.done, "failed": self.failed,
                 "skipped_done": self.skipped_done, "gave_up": self.gave_up, "retried": self.retried,
                 "interrupted": self.interrupted, "seconds": round(self.seconds, 3),
-                "images_per_minute": round(self.images_per_minute, 3)}
+                "images_per_minute": round(self.images_per_minute, 3), "done_per_node": dict(self.done_per_node)}
 
 
 @dataclass
@@ -254,16 +258,17 @@ class BatchRunner:
     def _handle(self, event: Event, queue: collections.deque[WorkItem]) -> None:
         item, outcome = event.item, event.outcome
         if outcome is None:  # the worker died (killed, OOM-killed, node lost): not the file's fault
+            lost = {"code": "worker_lost", "message": event.lost_reason}
             if self.stop.is_set():
-                self._record(item, INTERRUPTED, error={"code": "worker_lost", "message": event.lost_reason})
+                self._record(item, INTERRUPTED, outcome=event.where, error=lost)
                 return
             item.losses += 1
             if item.losses >= self.max_attempts:
                 self._fail(item, {"code": "worker_lost", "message": f"{item.source}: the worker died "
-                                  f"{item.losses} times while protecting it ({event.lost_reason})"})
+                                  f"{item.losses} times while protecting it ({event.lost_reason})"}, event.where)
                 return
             self.summary.retried += 1
-            self._record(item, RETRIED, error={"code": "worker_lost", "message": event.lost_reason})
+            self._record(item, RETRIED, outcome=event.where, error=lost)
             queue.appendleft(item)
             return
         status = outcome.get("status")
@@ -276,6 +281,8 @@ class BatchRunner:
                 self._fail(item, {"code": exc.code, "message": str(exc)}, outcome)
                 return
             self.summary.done += 1
+            node = _node_of(outcome)
+            self.summary.done_per_node[node] = self.summary.done_per_node.get(node, 0) + 1
             self._record(item, DONE, outcome=outcome)
             if self.display:
                 self.display.file_done(self, item, outcome)
@@ -299,11 +306,17 @@ class BatchRunner:
             "input": input_key(item.source), "output": str(item.output), "status": status,
             "run": self.run_id, "attempt": item.attempt, "fingerprint": self.fingerprint, "options": self.spec.options,
             "models": (stats or {}).get("models"), "seconds": outcome.get("seconds"),
-            "worker": outcome.get("worker"), "stats": stats,
+            "worker": outcome.get("worker"), "node": _node_of(outcome) if outcome else None,
+            "node_id": outcome.get("node_id"), "actor": outcome.get("actor"), "stats": stats,
         }
         if error:
             record["error"] = error
         self.manifest.append(record)
+
+
+def _node_of(outcome: OutcomeDict) -> str:
+    """The node that produced an outcome: its IP on Ray, the worker's host name in-process."""
+    return str(outcome.get("node") or (outcome.get("worker") or "?").rsplit(":", 1)[0])
 
 
 def input_key(source: Path) -> str:

@@ -34,6 +34,9 @@ class JobSpec:
     anchors: list[Any] | None = None
     settings: WriteSettings = field(default_factory=WriteSettings)
     fmt: str = "PNG"
+    offline: bool = field(default_factory=lambda: _offline())
+    """The driver's FIXATIVE_OFFLINE (read when the spec is made): workers on other machines do not
+    share the driver's environment, so the setting travels with the job."""
 
 
 @dataclass
@@ -47,6 +50,12 @@ class WorkItem:
     """1 + the failures recorded for this file in earlier runs."""
     losses: int = 0
     """How often a worker died while holding this file in this run (retries, not failures)."""
+
+
+def _offline() -> bool:
+    from fixative.models.weights import offline
+
+    return offline()
 
 
 def worker_name() -> str:

@@ -7,9 +7,11 @@ Outputs get the same names and metadata as `fixative protect --out-dir`; a manif
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fixative.commands._options import (
     IMAGE_SUFFIXES,
@@ -18,6 +20,12 @@ from fixative.commands._options import (
     options_from_args,
 )
 from fixative.errors import BadOptions
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from fixative.batch.runner import BatchSummary
+    from fixative.batch.work import JobSpec
 
 LIST_SUFFIXES = {".txt", ".lst", ".list"}
 EXIT_INTERRUPTED = 130
@@ -45,7 +53,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                          help="CPUs (and torch threads) per worker (default: 1 per Ray actor; torch's "
                               "own choice in-process)")
     cluster.add_argument("--ray-runtime-env", metavar="JSON",
-                         help='Ray runtime_env for the workers, e.g. \'{"env_vars": {"FIXATIVE_MODEL_DIR": "/models"}}\'')
+                         help="Ray runtime_env for the workers, e.g. '{\"env_vars\": {\"OMP_NUM_THREADS\": \"1\"}}'; "
+                              "not needed for weights or offline mode: the driver ships those")
     cluster.add_argument("--max-attempts", type=int, default=3,
                          help="give up on a file after this many failed attempts over all runs (default 3)")
     add_protect_options(parser)
@@ -105,11 +114,7 @@ def _looks_like_text(path: Path) -> bool:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from fixative.batch.display import BatchDisplay
-    from fixative.batch.manifest import Manifest
-    from fixative.batch.runner import BatchRunner, InProcessExecutor
     from fixative.batch.work import JobSpec, WriteSettings
-    from fixative.imageio import default_output_path
 
     console = Console(stderr=True, soft_wrap=True)
     if args.cpus_per_worker is not None and args.cpus_per_worker <= 0:
@@ -134,6 +139,27 @@ def run(args: argparse.Namespace) -> int:
 
         load_identity(create=True)
     out_dir = Path(args.out_dir)
+    # Ray prints worker and cluster messages ("(raylet) node ... marked dead") to stdout; stdout is
+    # for the --json summary alone, so everything printed while the batch runs goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        summary = _run_batch(args, console, sources, spec, out_dir, runtime_env)
+    if args.json:
+        print(json.dumps({**summary.as_dict(), "manifest": str(out_dir / "fixative-batch.jsonl"),
+                          "failures": summary.failures}, indent=2))
+        sys.stdout.flush()
+    if summary.interrupted:
+        return EXIT_INTERRUPTED
+    return 1 if summary.failed or summary.gave_up else 0
+
+
+def _run_batch(args: argparse.Namespace, console: Console, sources: list[Path], spec: JobSpec, out_dir: Path,
+               runtime_env: dict[str, Any] | None) -> BatchSummary:
+    """Connect (or not) to Ray, run the batch into ``out_dir``, and leave Ray as it was found."""
+    from fixative.batch.display import BatchDisplay
+    from fixative.batch.manifest import Manifest
+    from fixative.batch.runner import BatchRunner, InProcessExecutor
+    from fixative.imageio import default_output_path
+
     started_ray = False
     if args.ray:
         from fixative.batch.ray_executor import RayExecutor, connect
@@ -157,11 +183,5 @@ def run(args: argparse.Namespace) -> int:
             import ray
 
             ray.shutdown()
-    if args.json:
-        print(json.dumps({**summary.as_dict(), "manifest": str(out_dir / "fixative-batch.jsonl"),
-                          "failures": summary.failures}, indent=2))
-        sys.stdout.flush()
-    if summary.interrupted:
-        return EXIT_INTERRUPTED
-    return 1 if summary.failed or summary.gave_up else 0
+    return summary
 

@@ -17,7 +17,7 @@ import torch
 
 from fixative.errors import UnknownModel
 from fixative.models.base import ImageEncoder
-from fixative.models.weights import WeightFile, find_weight
+from fixative.models.weights import WeightBytes, WeightFile, find_weight, weight_source
 
 TAESD_COMMIT = "5cccb12dc72074a4be35680c3b108548a7c69978"
 
@@ -95,19 +95,40 @@ def build_tae(name: str, with_decoder: bool = False) -> ImageEncoder:
 
 def _load_tae(name: str, with_decoder: bool, download: bool) -> ImageEncoder:
     spec = TAE_MODELS[name]
-    encoder_path = find_weight(spec.weight("encoder"), download=download)
-    decoder_path = None
+    encoder_source = weight_source(spec.weight("encoder"), download=download)
+    decoder_source = None
     if with_decoder and spec.decoder_pin is not None:
         try:
-            decoder_path = find_weight(spec.weight("decoder"), download=download)
+            decoder_source = weight_source(spec.weight("decoder"), download=download)
         except Exception:  # the decoder only serves previews; protection works without it
-            decoder_path = None
-    model = build_tae(name, with_decoder=decoder_path is not None)
-    state = torch.load(encoder_path, map_location="cpu", weights_only=True)
+            decoder_source = None
+    model = build_tae(name, with_decoder=decoder_source is not None)
+    state = torch.load(encoder_source, map_location="cpu", weights_only=True)
     model.encoder.load_state_dict(state)  # type: ignore[union-attr]
-    if decoder_path is not None:
-        model.decoder.load_state_dict(torch.load(decoder_path, map_location="cpu", weights_only=True))  # type: ignore[union-attr]
+    if decoder_source is not None:
+        model.decoder.load_state_dict(torch.load(decoder_source, map_location="cpu", weights_only=True))  # type: ignore[union-attr]
     return model
+
+
+def weight_bytes_for(names: list[str], download: bool = True) -> list[WeightBytes]:
+    """The weight files of these models, read and checked once, to ship to workers elsewhere.
+
+    Encoders are required (a missing one raises here, on the driver); decoders are added when
+    found (they only serve previews). Full diffusers VAEs are not shipped: each worker loads those."""
+    files: list[WeightBytes] = []
+    for name in dict.fromkeys(check_model_name(n) for n in names):
+        spec = TAE_MODELS.get(name)
+        if spec is None:
+            continue
+        encoder = spec.weight("encoder")
+        files.append(WeightBytes.read(find_weight(encoder, download=download), encoder))
+        if spec.decoder_pin is not None:
+            decoder = spec.weight("decoder")
+            try:
+                files.append(WeightBytes.read(find_weight(decoder, download=download), decoder))
+            except Exception:  # as in _load_tae: protection works without the decoder
+                pass
+    return files
 
 
 @functools.lru_cache(maxsize=8)
