@@ -146,14 +146,50 @@ class FakeExecutor:
         self.queue = []
 
 
-def fake_batch(tmp_path, sources, executor, max_attempts=3, on_event=None):
+def fake_batch(tmp_path, sources, executor, max_attempts=3, on_event=None, options=None):
+    """A batch over the fake executor; its 'outputs' are not images, so the driver signs nothing."""
     out = tmp_path / "out"
+    spec = JobSpec(options=options or {**FAST, "optout_metadata": False})
     with Manifest.open(out) as manifest:
-        runner = BatchRunner(sources, out, JobSpec(options=dict(FAST)), executor, manifest,
+        runner = BatchRunner(sources, out, spec, executor, manifest,
                              output_for=lambda s: default_output_path(s, out), max_attempts=max_attempts,
                              on_event=on_event)
         summary = runner.run()
     return summary, runner, read_records(out / "fixative-batch.jsonl")
+
+
+class PngExecutor(FakeExecutor):
+    """'Protects' every file into the same small unsigned PNG, as a worker on another node would."""
+
+    def poll(self, timeout):
+        import io
+
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8), (200, 40, 40)).save(buffer, "PNG")
+        events = [Event(item, {"status": "done", "data": buffer.getvalue(), "seconds": 0.01,
+                               "stats": {"models": ["fake"]}}) for item, _ in self.queue]
+        self.queue = []
+        return events
+
+
+def test_the_driver_signs_what_workers_send(tmp_path, monkeypatch):
+    """Workers return unsigned bytes; the driver, which alone holds the artist's identity, signs them."""
+    from fixative.provenance import read_credentials
+
+    monkeypatch.setenv("FIXATIVE_HOME", str(tmp_path / "home"))
+    sources = make_inputs(tmp_path, ["a.png", "b.png"])
+    summary, _, _ = fake_batch(tmp_path, sources, PngExecutor(), options=dict(FAST))
+    assert summary.done == 2
+    for name in ("a", "b"):
+        found = read_credentials((tmp_path / "out" / f"{name}.protected.png").read_bytes())
+        assert found.present and found.opts_out, found
+        assert found.validation_state in ("Valid", "Trusted"), found.failures
+    unsigned = tmp_path / "unsigned"
+    unsigned.mkdir()
+    summary, _, _ = fake_batch(unsigned, sources, PngExecutor(), options={**FAST, "optout_metadata": False})
+    assert not read_credentials((unsigned / "out" / "a.protected.png").read_bytes()).present
 
 
 def make_inputs(tmp_path, names):

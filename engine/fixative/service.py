@@ -83,15 +83,16 @@ def protect_image(loaded: LoadedImage, options: OptionsLike = None, *, fmt: str 
 def protect_bytes(source: bytes | Path, options: OptionsLike = None, *, fmt: str | None = None,
                   max_pixels: int | None = None, style_image: Any | None = None,
                   anchor_images: list[Any] | None = None, progress: Callable[[Progress], None] | None = None,
-                  cancel: Callable[[], bool] | None = None) -> Protected:
+                  cancel: Callable[[], bool] | None = None, credentials: bool | None = None) -> Protected:
     """Decode ``source`` (bytes or a path), protect it, encode it as ``fmt`` (default: its own format).
 
-    Images over ``max_pixels`` (default: fixative.imageio's) are refused before they are decoded."""
+    Images over ``max_pixels`` (default: fixative.imageio's) are refused before they are decoded.
+    ``credentials`` as for protect_image."""
     from fixative.imageio import DEFAULT_MAX_PIXELS, load_image
 
     loaded = load_image(source, max_pixels=int(max_pixels or DEFAULT_MAX_PIXELS))
-    return protect_image(loaded, options, fmt=fmt,
-                         style_image=style_image, anchor_images=anchor_images, progress=progress, cancel=cancel)
+    return protect_image(loaded, options, fmt=fmt, style_image=style_image, anchor_images=anchor_images,
+                         progress=progress, cancel=cancel, credentials=credentials)
 
 
 def protect_file(source: Path, destination: Path, options: OptionsLike = None, *,

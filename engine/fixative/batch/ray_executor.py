@@ -179,10 +179,10 @@ class RayExecutor:
             self.max_replacements = 2 * self.workers + 8
         where = f"{self.gpus_per_worker:g} GPU" if self.gpus_per_worker else f"{self.cpus_per_worker:g} CPU"
         self.description = f"ray: {self.workers} worker(s) × {where}"
-        from fixative.core import _as_options
         from fixative.models.registry import weight_bytes_for
+        from fixative.options import ProtectOptions
 
-        weights = weight_bytes_for(_as_options(spec.options).models, download=not spec.offline)
+        weights = weight_bytes_for(ProtectOptions.coerce(spec.options).models, download=not spec.offline)
         self._remote_cls = ray.remote(ProtectWorker)
         self._spec_ref = ray.put(spec)
         self._weights_ref = ray.put(weights)  # once: every actor, on every node, reads this one object

@@ -276,7 +276,7 @@ class BatchRunner:
             from fixative.imageio import write_atomic
 
             try:
-                write_atomic(item.output, outcome["data"], protect_inputs=(item.source,))
+                write_atomic(item.output, self._signed(outcome["data"]), protect_inputs=(item.source,))
             except FixativeError as exc:
                 self._fail(item, {"code": exc.code, "message": str(exc)}, outcome)
                 return
@@ -290,6 +290,14 @@ class BatchRunner:
             self._record(item, INTERRUPTED, outcome=outcome)
         else:
             self._fail(item, outcome.get("error") or {"code": "internal_error", "message": "unknown"}, outcome)
+
+    def _signed(self, data: bytes) -> bytes:
+        """The worker's bytes with the driver's C2PA credentials: only the driver holds the artist's
+        identity, so files done on any node are signed by the same person."""
+        from fixative.provenance import add_optout_credentials
+
+        enabled = bool(self.spec.options.get("optout_metadata", True))
+        return add_optout_credentials(data, self.spec.fmt, enabled=enabled)
 
     def _fail(self, item: WorkItem, error: dict[str, Any], outcome: OutcomeDict | None = None) -> None:
         self.summary.failed += 1

@@ -78,8 +78,11 @@ def protect_one(spec: JobSpec, name: str, data: bytes, cancel: Callable[[], bool
     started = time.perf_counter()
     outcome: OutcomeDict = {"worker": worker_name()}
     try:
+        # Unsigned: the driver signs the credentials with the artist's identity, which workers on other
+        # machines do not have (fixative.batch.runner).
         protected = service.protect_bytes(data, spec.options, fmt=spec.fmt, max_pixels=spec.settings.max_pixels,
-                                          style_image=spec.style_image, anchor_images=spec.anchors, cancel=cancel)
+                                          style_image=spec.style_image, anchor_images=spec.anchors, cancel=cancel,
+                                          credentials=False)
         outcome.update(status="done", data=protected.data, stats=protected.result.stats.model_dump())
     except Cancelled:
         outcome.update(status="interrupted")

@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     options, style_image, anchors = options_from_args(args)
     spec = JobSpec(options=options.model_dump(), style_image=style_image, anchors=anchors,
                    settings=WriteSettings(max_pixels=int(args.max_pixels)))
-    if options.optout_metadata:  # make the signing identity once, before workers race to it
+    if options.optout_metadata:  # the driver signs every output: make or load its identity before any work
         from fixative.identity import load_identity
 
         load_identity(create=True)
