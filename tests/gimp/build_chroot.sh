@@ -1,32 +1,46 @@
 #!/bin/sh
-# Build (or reuse) a Debian 13 "trixie" chroot with GIMP 3.0 and its Python bindings, so the
-# GIMP 3 plug-in can be tested against a real GIMP on any Debian/Ubuntu host.
+# Build (or reuse) a Debian chroot with GIMP 3 (and its Python bindings) and Krita, so the plug-ins
+# can be tested against real editors of versions this host's apt does not have:
+#   trixie (Debian 13): GIMP 3.0.x, Krita 5.2.x    sid: GIMP 3.2.x, Krita 5.3.x
 #
 # Usage: tests/gimp/build_chroot.sh [CHROOT_DIR]
-#   CHROOT_DIR defaults to $FIXATIVE_GIMP_CHROOT or /var/cache/fixative/gimp3-chroot.
+#   FIXATIVE_CHROOT_SUITE picks the Debian suite (default trixie).
+#   CHROOT_DIR defaults to $FIXATIVE_GIMP_CHROOT or /var/cache/fixative/gimp3-chroot for trixie,
+#   /var/cache/fixative/sid-chroot for sid.
 # The mirror is read from the host's apt sources at run time (override with FIXATIVE_DEBIAN_MIRROR).
 # Idempotent: a complete chroot carries the marker file .fixative-gimp-ready and is reused.
 # On a Debian 13 host it installs GIMP with apt instead (FIXATIVE_GIMP_FORCE_CHROOT=1: chroot anyway).
 # Needs root and debootstrap.
 set -eu
 
-CHROOT="${1:-${FIXATIVE_GIMP_CHROOT:-/var/cache/fixative/gimp3-chroot}}"
+SUITE="${FIXATIVE_CHROOT_SUITE:-trixie}"
+case "$SUITE" in
+    trixie) DEFAULT_CHROOT=/var/cache/fixative/gimp3-chroot ;;
+    *) DEFAULT_CHROOT=/var/cache/fixative/$SUITE-chroot ;;
+esac
+if [ "$SUITE" = trixie ]; then
+    CHROOT="${1:-${FIXATIVE_GIMP_CHROOT:-$DEFAULT_CHROOT}}"
+else
+    CHROOT="${1:-$DEFAULT_CHROOT}"
+fi
 MARKER="$CHROOT/.fixative-gimp-ready"
-PACKAGES="gimp python3-gi gir1.2-gimp-3.0 gir1.2-gegl-0.4 ca-certificates"
+PACKAGES="gimp python3-gi gir1.2-gimp-3.0 gir1.2-gegl-0.4 ca-certificates krita python3-pyqt5 xauth xvfb"
 
 # On Debian 13 itself GIMP 3.0 comes straight from apt: no chroot needed (the tests then run
 # gimp-console-3.0 from the host).
 if [ -z "${FIXATIVE_GIMP_FORCE_CHROOT:-}" ] && [ -r /etc/os-release ] \
-        && grep -q '^VERSION_CODENAME=trixie' /etc/os-release; then
+        && grep -q "^VERSION_CODENAME=$SUITE" /etc/os-release; then
     if ! command -v gimp-console-3.0 >/dev/null 2>&1; then
         DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $PACKAGES
     fi
-    echo "Debian 13 host: using the host's gimp-console-3.0"
+    echo "Debian $SUITE host: using the host's gimp-console-3.0"
     exit 0
 fi
 
-if [ -f "$MARKER" ]; then
-    echo "GIMP chroot ready at $CHROOT (reused)"
+# The marker holds the package list it was built with: a chroot built with fewer packages (an older
+# checkout) gets the missing ones installed; a complete one is reused as it is.
+if [ -f "$MARKER" ] && [ "$(sed -n 2p "$MARKER")" = "$PACKAGES" ]; then
+    echo "$SUITE chroot ready at $CHROOT (reused)"
     exit 0
 fi
 
@@ -59,7 +73,7 @@ if [ -z "$MIRROR" ]; then
     echo "no Debian mirror found in /etc/apt/sources*: set FIXATIVE_DEBIAN_MIRROR" >&2
     exit 1
 fi
-echo "Building GIMP chroot at $CHROOT from $MIRROR"
+echo "Building the $SUITE editors chroot at $CHROOT from $MIRROR"
 
 MOUNTED=""
 cleanup() {
@@ -73,7 +87,7 @@ mkdir -p "$CHROOT"
 if [ ! -x "$CHROOT/usr/bin/apt-get" ]; then
     # A half-finished debootstrap cannot be resumed reliably: start over.
     rm -rf "${CHROOT:?}"/* 2>/dev/null || true
-    debootstrap --variant=minbase trixie "$CHROOT" "$MIRROR"
+    debootstrap --variant=minbase "$SUITE" "$CHROOT" "$MIRROR"
 fi
 
 for m in proc sys dev; do
@@ -89,8 +103,7 @@ chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONT
 
 # Smoke test: the console binary starts and the Gimp typelib loads in the chroot's Python.
 chroot "$CHROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-    sh -c 'gimp-console-3.0 --version && python3 -c "import gi; gi.require_version(\"Gimp\", \"3.0\"); from gi.repository import Gimp"'
+    sh -c 'ls /usr/bin/gimp-console-3.* && python3 -c "import gi; gi.require_version(\"Gimp\", \"3.0\"); from gi.repository import Gimp" && command -v kritarunner'
 
-mkdir -p "$CHROOT/root/.config/GIMP/3.0/plug-ins"
-date -u +%Y-%m-%dT%H:%M:%SZ > "$MARKER"
-echo "GIMP chroot ready at $CHROOT"
+printf '%s\n%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$PACKAGES" > "$MARKER"
+echo "$SUITE chroot ready at $CHROOT"
