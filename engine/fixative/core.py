@@ -26,11 +26,14 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
+from fixative import mimicry  # mimic hook (issue 13)
+from fixative.autocast import autocast_context, use_cpu_autocast  # mimic hook (issue 13)
 from fixative.budget import BUDGETS, allowed_change, enforce_floors
 from fixative.errors import BadOptions, Cancelled
 from fixative.metrics import closing_fraction, lpips_distance, psnr_torch, ssim_torch
 from fixative.models.base import ImageEncoder
 from fixative.models.registry import load_encoder
+from fixative.objectives import current_objective, maybe_real_jpeg, push_loss  # mimic hook
 from fixative.options import ProtectOptions
 from fixative.pixels import Pixels
 from fixative.result import Progress, ProtectResult, ProtectStats
@@ -189,6 +192,11 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     rng = np.random.default_rng(options.seed)
     torch.manual_seed(options.seed)
     noise_generator = torch.Generator().manual_seed(options.seed)
+    # --- mimic hook (issue 13): bf16 autocast where the CPU runs it natively; the objective ---
+    bf16 = use_cpu_autocast(device, dtype)
+    objective = current_objective()
+    jpeg_rng = np.random.default_rng(options.seed + 1)  # own stream: the view sequence stays as before
+    # --- end mimic hook ---
 
     h, w, c = pixels.height, pixels.width, pixels.channels
     artwork = torch.from_numpy(pixels.colour).permute(2, 0, 1)[None].contiguous().to(device)
@@ -236,17 +244,22 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
             local = View(0, 0, view.bottom - view.top, view.right - view.left, view.out_h, view.out_w)
             piece = delta[box].detach().clone().requires_grad_(True)
             clean = artwork[box]
-            seen = apply_chain(local.render((clean + piece).clamp(0, 1)), chain, noise_generator)
-            clean_view = local.render(clean)
-            loss = torch.zeros((), device=device)
-            for model in models:
-                latent = encode(model, seen)
-                with torch.no_grad():
-                    clean_latent = clean_latents.get((model.name, view.key), partial(encode, model, clean_view))
-                for label, target in targets:
-                    goal = target.latent(model, view, clean_view, clean_latent)
-                    loss = loss + ((latent - goal) ** 2).mean() / start_distance[(model.name, label)]
-            loss = loss / (len(models) * len(targets))
+            with autocast_context(bf16):  # mimic hook (issue 13): the block below was not indented before
+                seen = apply_chain(local.render((clean + piece).clamp(0, 1)), chain, noise_generator)
+                seen = maybe_real_jpeg(seen, objective, jpeg_rng)  # mimic hook (issue 13)
+                clean_view = local.render(clean)
+                loss = torch.zeros((), device=device)
+                for model in models:
+                    latent = encode(model, seen)
+                    with torch.no_grad():
+                        clean_latent = clean_latents.get((model.name, view.key), partial(encode, model, clean_view))
+                    for label, target in targets:
+                        goal = target.latent(model, view, clean_view, clean_latent)
+                        loss = loss + objective.target_weight * ((latent - goal) ** 2).mean() / start_distance[(model.name, label)]
+                        # mimic hook (issue 13): push the mimic's latent away from the clean one
+                        loss = loss + objective.push_weight * push_loss(latent, clean_latent,
+                                                                        start_distance[(model.name, label)])
+                loss = loss / (len(models) * len(targets))
             loss.backward()
             grad[box] += piece.grad
             step_loss += float(loss.detach()) / plan.views_per_step
@@ -304,7 +317,8 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     protected_cpu = protected_tensor.cpu()
     stats = ProtectStats(
         mode=options.mode, steps=step, seconds=round(time.perf_counter() - started, 3),
-        device=str(device), dtype=str(dtype).replace("torch.", ""), models=[m.name for m in models],
+        device=str(device), dtype="bfloat16 (autocast)" if bf16 else str(dtype).replace("torch.", ""),  # mimic hook
+        models=[m.name for m in models],
         width=w, height=h, psnr=round(psnr_torch(original_cpu, protected_cpu), 3),
         ssim=round(ssim_torch(original_cpu, protected_cpu), 5),
         lpips=lpips_distance(original_cpu[:, :3] if c == 3 else original_cpu.expand(-1, 3, -1, -1),
@@ -315,6 +329,10 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
         concept=options.concept, target_concept=options.target_concept,
         options=options.model_dump(),
     )
+    # --- mimic hook (issue 13): what a person sees / what the model sees, in the report ---
+    clock.report(0.97, "measuring what a mimic's model sees")
+    stats.mimicry, stats.summary = mimicry.report_for(pixels.colour, protected_float, options.models)
+    # --- end mimic hook ---
     result = ProtectResult(image=pixels.restore(protected_float), stats=stats,
                            original_rgb=pixels.colour, protected_rgb=protected_float)
     result.renderer = _Renderer(models, targets, artwork, protected_tensor, main_view)
@@ -332,13 +350,12 @@ class _Renderer:
         self.targets, self.artwork, self.protected, self.main_view = targets, artwork, protected, main_view
 
     @torch.no_grad()
-    def ai_view(self, which: str = "protected") -> np.ndarray | None:
+    def ai_view(self, which: str = "protected", preprocess: str = "resize512") -> np.ndarray | None:
+        """D(E(P(x))) at training size (mimic hook, issue 13: fixative.mimicry defines P)."""
         if self.model is None:
             return None
         image = self.protected if which == "protected" else self.artwork
-        latent = encode(self.model, self.main_view.render(image))
-        dtype = next(self.model.parameters()).dtype
-        return self.model.decode(latent.to(dtype)).float()[0].permute(1, 2, 0).cpu().numpy()
+        return mimicry.ai_eye_view(self.model, image[0].permute(1, 2, 0).cpu().numpy(), preprocess)
 
     def target_image(self) -> np.ndarray | None:
         _, target = self.targets[0]

@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_protect_options(parser)
     files = parser.add_argument_group("files")
     files.add_argument("--save-target", metavar="PATH", help="write the target image aimed at (single input)")
-    files.add_argument("--preview", metavar="PATH", help="write original | protected | difference | AI's-eye view")
+    files.add_argument("--preview", metavar="PATH", help="write original | AI's-eye view before | after | target (training size)")
     files.add_argument("--report", metavar="FILE.json", help="write the stats of every file as JSON")
     files.add_argument("--strip-location", action="store_true", help="drop GPS data from EXIF")
     files.add_argument("--no-optout-metadata", action="store_true",
@@ -82,7 +82,7 @@ def protect_file(source: Path, destination: Path, options: dict, style_image, an
     if args.preview:
         from fixative.preview import make_preview
 
-        preview = make_preview(result, with_difference=True)
+        preview = make_preview(result, height=512)  # AI's-eye views at their training size
         preview_path = Path(args.preview)
         if len(getattr(args, "_inputs", [source])) > 1:
             preview_path = preview_path.with_name(f"{source.stem}.{preview_path.name}")
@@ -144,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
                 stats = result.stats
                 f = ", ".join(f"{k} {v:.3f}" for k, v in stats.closing.items())
                 console.print(f"{source} → {destination}  (f {f}; PSNR {stats.psnr:.1f} dB; {stats.seconds:.1f} s)")
+                if stats.summary:
+                    console.print(f"  {stats.summary}")
                 report.append({"input": str(source), "output": str(destination), "status": "done",
                                "stats": stats.model_dump()})
             except FixativeError as exc:
