@@ -162,3 +162,56 @@ def test_an_attack_on_the_encoder_is_louder_than_noise_and_a_smooth_shift_is_not
     wave = mimicry.measure(image, smooth, [taef2], preprocess=["resize512"]).rows[0]
     assert 0 < wave.gain_db < report.rows[0].gain_db, wave
     assert "louder than equal noise" in mimicry.measure(image, attacked, [taef2], preprocess=["resize512"]).summary()
+
+
+def test_protect_reports_what_a_person_and_the_model_see(fixative_home):
+    from fixative import protect
+
+    result = protect(painting(size=48), {"steps": 2, "quality": "fast", "device": "cpu"})
+    stats = result.stats
+    assert stats.summary.startswith(f"A person sees: file PSNR {stats.psnr:.2f} dB")
+    assert "after resize + JPEG 75" in stats.summary and "taesana (held out)" in stats.summary
+    rows = stats.mimicry["rows"]
+    assert {(r["preprocess"], r["model"]) for r in rows} == {
+        (p, m) for p in ("resize512", "resize512+jpeg75") for m in ("taef2", "taesana")}
+    assert json.loads(stats.model_dump_json())["mimicry"]["file_psnr"] == pytest.approx(stats.psnr, abs=0.01)
+    before, after = result.ai_view("original"), result.ai_view("protected")
+    assert before.shape == after.shape == (48, 48, 3) and not np.array_equal(before, after)
+
+
+def test_preview_strip_shows_original_both_ai_views_and_target(fixative_home):
+    from fixative import protect
+    from fixative.preview import make_preview
+
+    result = protect(painting(size=48), {"steps": 1, "quality": "fast", "device": "cpu"})
+    strip = make_preview(result, height=48)
+    assert strip.height == 64 and strip.width == 4 * 48 + 3 * 4  # original | before | after | target
+
+
+def test_bf16_autocast_follows_the_cpu_and_the_override(monkeypatch):
+    from fixative import autocast
+
+    cpu = torch.device("cpu")
+    monkeypatch.setenv(autocast.PRECISION_ENV, "fp32")
+    assert not autocast.use_cpu_autocast(cpu, torch.float32)
+    monkeypatch.setenv(autocast.PRECISION_ENV, "bf16")
+    assert autocast.use_cpu_autocast(cpu, torch.float32)
+    assert not autocast.use_cpu_autocast(torch.device("cuda"), torch.bfloat16)  # GPUs pick their own dtype
+    monkeypatch.setenv(autocast.PRECISION_ENV, "auto")
+    assert autocast.use_cpu_autocast(cpu, torch.float32) == autocast.cpu_has_native_bf16()
+    monkeypatch.setenv(autocast.PRECISION_ENV, "fp16")
+    with pytest.raises(ValueError, match="FIXATIVE_PRECISION"):
+        autocast.use_cpu_autocast(cpu, torch.float32)
+    with autocast.autocast_context(True):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_real_jpeg_straight_through_has_the_codecs_values_and_a_gradient():
+    from fixative.objectives import real_jpeg_straight_through
+
+    image = torch.from_numpy(_image(5, 32)).permute(2, 0, 1)[None].requires_grad_(True)
+    out = real_jpeg_straight_through(image, 75)
+    expected = mimicry.real_jpeg(image.detach()[0].permute(1, 2, 0).numpy(), 75)
+    assert np.allclose(out.detach()[0].permute(1, 2, 0).numpy(), expected, atol=1e-5)
+    out.sum().backward()
+    assert image.grad is not None and float(image.grad.abs().sum()) > 0

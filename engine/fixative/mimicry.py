@@ -112,6 +112,7 @@ PREPROCESSING: dict[str, Preprocess] = {
 above 512 (a 1024 bucket on a small file is an upscale, which no cloak can be asked to survive)."""
 HEADLINE = ("resize512", "resize512+jpeg75")
 """The two numbers a person sees first: what survives the training resize, and resize + JPEG 75."""
+REPORT_ENV = "FIXATIVE_MIMIC_REPORT"
 REPORT_SET = ("resize512", "resize512+jpeg75", "resize1024", "resize1024+jpeg75")
 """The smaller set the protect report measures (the benchmarks and `evaluate` use all of P)."""
 
@@ -350,7 +351,12 @@ def available_models(optimised: list[str], device: str = "cpu", dtype: torch.dty
 def report_for(original: np.ndarray, protected: np.ndarray, optimised: list[str]) -> tuple[dict | None, str | None]:
     """(JSON-safe metric, one-line summary) for the protect report: REPORT_SET, every encoder on disk.
 
-    A failure here must never lose a finished protection: it is reported in the summary instead."""
+    A failure here must never lose a finished protection: it is reported in the summary instead.
+    ``FIXATIVE_MIMIC_REPORT=off`` skips it (about 6 decoder passes at the training size)."""
+    import os
+
+    if os.environ.get(REPORT_ENV, "").strip().lower() in ("off", "0", "no"):
+        return None, None
     try:
         models, held_out = available_models(optimised)
         report = measure(original, protected, models, held_out, REPORT_SET)
