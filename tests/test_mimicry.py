@@ -167,7 +167,7 @@ def test_an_attack_on_the_encoder_is_louder_than_noise_and_a_smooth_shift_is_not
 def test_protect_reports_what_a_person_and_the_model_see(fixative_home):
     from fixative import protect
 
-    result = protect(painting(size=48), {"steps": 2, "quality": "fast", "device": "cpu"})
+    result = protect(painting(size=64), {"steps": 2, "quality": "fast", "device": "cpu"})
     stats = result.stats
     assert stats.summary.startswith(f"A person sees: file PSNR {stats.psnr:.2f} dB")
     assert "after resize + JPEG 75" in stats.summary and "taesana (held out)" in stats.summary
@@ -176,7 +176,7 @@ def test_protect_reports_what_a_person_and_the_model_see(fixative_home):
         (p, m) for p in ("resize512", "resize512+jpeg75") for m in ("taef2", "taesana")}
     assert json.loads(stats.model_dump_json())["mimicry"]["file_psnr"] == pytest.approx(stats.psnr, abs=0.01)
     before, after = result.ai_view("original"), result.ai_view("protected")
-    assert before.shape == after.shape == (48, 48, 3) and not np.array_equal(before, after)
+    assert before.shape == after.shape == (64, 64, 3) and not np.array_equal(before, after)
 
 
 def test_preview_strip_shows_original_both_ai_views_and_target(fixative_home):

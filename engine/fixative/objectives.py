@@ -73,7 +73,7 @@ def _real_jpeg_batch(images: torch.Tensor, quality: int) -> torch.Tensor:
 
 def real_jpeg_straight_through(images: torch.Tensor, quality: int) -> torch.Tensor:
     """Forward: Pillow's real JPEG; backward: the differentiable JPEG's gradient."""
-    approx = differentiable_jpeg(images, quality)
+    approx = differentiable_jpeg(images, quality).to(images.dtype)  # autocast may return bf16
     return approx + (_real_jpeg_batch(images, quality) - approx).detach()
 
 
