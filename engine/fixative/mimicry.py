@@ -126,7 +126,10 @@ def preprocessing_for(height: int, width: int, names: tuple[str, ...] | list[str
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    """PSNR for images in [0, 1]; float32 differences summed in float64 (no float64 image copies)."""
+    difference = np.subtract(a, b, dtype=np.float32)
+    np.square(difference, out=difference)
+    mse = float(np.mean(difference, dtype=np.float64))
     return math.inf if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
@@ -138,22 +141,25 @@ def equal_psnr_noise(original: np.ndarray, protected: np.ndarray, seed: int = NO
     wanted = psnr(original, protected)
     if math.isinf(wanted):
         return original.copy(), 0.0
-    unit = np.random.default_rng(seed).standard_normal(original.shape).astype(np.float32)
+    unit = np.random.default_rng(seed).standard_normal(original.shape, dtype=np.float32)
+    buffer = np.empty_like(unit)  # one reused buffer: a 4096² image needs no per-iteration copies
 
     def noisy(sigma: float) -> np.ndarray:
-        return np.clip(original + sigma * unit, 0, 1)
+        np.multiply(unit, sigma, out=buffer)
+        np.add(buffer, original, out=buffer)
+        return np.clip(buffer, 0, 1, out=buffer)
 
     low, high = 0.0, 1.0
     while psnr(original, noisy(high)) > wanted and high < 64:
         high *= 2
-    for _ in range(40):
+    for _ in range(24):
         mid = 0.5 * (low + high)
         if psnr(original, noisy(mid)) > wanted:
             low = mid
         else:
             high = mid
     sigma = 0.5 * (low + high)
-    return noisy(sigma), sigma
+    return noisy(sigma).copy(), sigma
 
 
 @dataclass
