@@ -233,8 +233,8 @@ def render_markdown(results: dict, targets: list[dict], extra_sections: list[str
                      f"{r['peak_rss_mb']:.0f} | {r['robust_f_512']:.3f} | {r['robust_f_1024']:.3f} | {r['psnr']:.2f} |")
     lines += ["", "![time and memory vs pixels](img/bench-scale.png)", ""]
     if strength["previews"]:
-        lines += ["## Previews", "", "Original | protected | AI's-eye view (TAEF2 decoder), default settings "
-                  "(palette PNGs, so the perturbation itself is not faithfully shown).", ""]
+        lines += ["## Previews", "", "Original | AI's-eye view before | AI's-eye view after (TAEF2 decoder, after "
+                  "resizing to 512) | target, default settings (palette PNGs).", ""]
         lines += [f"![{p}](img/{p})" for p in strength["previews"]] + [""]
     lines += extra_sections
     lines += ["## Closing note", "", closing_note(results, targets), ""]
