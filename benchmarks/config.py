@@ -34,6 +34,10 @@ class BenchConfig:
     sweep_steps: int | None
     sweep_purifications: tuple[str, ...]
     sweep_timeout_s: float
+    mimic_side: int = 1024
+    """Side of the squares the AI's-eye section measures (above 512, so resizing to 512 is a real downscale)."""
+    ceiling_steps: int = 100
+    """Steps of the white-box ceiling attack in the AI's-eye section."""
 
 
 CONFIGS: dict[str, BenchConfig] = {
@@ -49,6 +53,6 @@ CONFIGS: dict[str, BenchConfig] = {
         quality="fast", fixative_steps=6, intensities=("low", "default", "high"), baseline_steps=4,
         ladder=(2, 4), consistency_paintings=(STARRY, WAVE, UDNIE), consistency_side=64,
         sweep_sides=(64, 128), sweep_quality="fast", sweep_steps=2,
-        sweep_purifications=("jpeg75", "resize0.5"), sweep_timeout_s=300,
+        sweep_purifications=("jpeg75", "resize0.5"), sweep_timeout_s=300, mimic_side=96, ceiling_steps=2,
     ),
 }

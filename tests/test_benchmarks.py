@@ -73,6 +73,14 @@ def test_small_run_produces_every_number_finite(small_run):
     assert strength["consistency"]["fixative-default"]["pairs"] and len(strength["ladder"]["tries"]) >= 1
     assert len(results["targets"]) == 4
     assert all(isinstance(t["passed"], bool) for t in results["targets"])
+    mimic = results["mimic"]
+    (entry,) = mimic["paintings"].values()
+    for run in (entry["default"], entry["ceiling"]):
+        assert {"resize512", "resize512+jpeg75", "blur1+resize512"} <= set(run["gain"])
+        assert "resize1024" not in run["gain"]  # a 96² file is never upscaled to a bucket
+        assert all(ratio > 0 for ratio in run["shift"].values()) and run["file_psnr"] >= 35.4
+    assert set(mimic["ladder"]) == {"low", "default", "high"}
+    assert mimic["ladder"]["low"]["file_psnr"] > mimic["ladder"]["high"]["file_psnr"]
 
 
 def test_baselines_are_matched_to_fixatives_psnr(small_run):
@@ -90,6 +98,8 @@ def test_small_run_writes_markdown_plots_and_previews(small_run):
         assert heading in markdown
     for target in results["targets"]:
         assert target["name"] in markdown
+    for text in ("## What a mimic's model sees", "### Goals (issue 13", "### Intensity ladder", "gain ceiling"):
+        assert text in markdown
     images = sorted((out / "img").glob("bench-*.png"))
     names = {p.name for p in images}
     assert {"bench-robustness.png", "bench-scale.png"} <= names
@@ -199,3 +209,25 @@ def test_report_only_needs_saved_results(tmp_path, fixative_home):
     from benchmarks.run import main
 
     assert main(["--size", "small", "--out", str(tmp_path), "--report-only"]) == 2
+
+
+def test_mimic_goals_pass_and_fail_on_the_numbers():
+    from benchmarks.mimic import goals, section
+
+    def run(gain512: float, ratio: float, held: float) -> dict:
+        return {"file_psnr": 35.6, "file_ssim": 0.97, "summary": "line", "held_out": ["taesana"],
+                "gain": {"resize512": gain512, "resize512+jpeg75": 5.5},
+                "shift": {"resize512+jpeg75|taef2": ratio, "resize512+jpeg75|taesana": held},
+                "seconds": 1.0, "steps": 3, "dtype": "float32"}
+
+    mimic = {"side": 96, "model": "taef2", "held_out": ["taesana"], "ceiling_steps": 2,
+             "paintings": {"a.jpg": {"default": run(8.5, 3.2, 1.6), "ceiling": run(10.0, 4.0, 2.0)},
+                           "b.jpg": {"default": run(7.9, 2.9, 1.4), "ceiling": run(10.0, 4.0, 2.0)}},
+             "ladder": {"default": run(8.5, 3.2, 1.6)}}
+    result = {(g["painting"], g["goal"].split(" ≥")[0]): g["passed"] for g in goals(mimic)}
+    assert result[("a.jpg", "gain after resize512")] and not result[("b.jpg", "gain after resize512")]
+    assert result[("a.jpg", "latent shift vs noise (taesana (held out), resize512+jpeg75)")]
+    assert not result[("b.jpg", "latent shift vs noise (taef2, resize512+jpeg75)")]
+    assert not result[("b.jpg", "latent shift vs noise (taesana (held out), resize512+jpeg75)")]
+    markdown = section(mimic)
+    assert "| resize512 | +8.50 | +10.00 | 85% |" in markdown and "**FAIL**" in markdown

@@ -90,11 +90,18 @@ def test_sixteen_bit_png_stays_sixteen_bit(fixative_home, tmp_path):
 def test_evaluate_prints_the_table_and_json(fixative_home, art, tmp_path):
     run_cli("protect", str(art / "a.png"), "-o", str(tmp_path / "p.png"), *QUICK, home=fixative_home)
     table = run_cli("evaluate", str(art / "a.png"), str(tmp_path / "p.png"), home=fixative_home).stdout
-    for row in ("clean", "jpeg75", "jpeg90", "resize0.5", "noise0.05", "blur1", "robust"):
+    for row in ("clean", "jpeg75", "jpeg90", "resize0.5", "noise0.05", "blur1", "robust",
+                "What a mimic's model sees", "resize512+jpeg75", "gain over noise", "taesana (held out)"):
         assert row in table
     data = json.loads(run_cli("evaluate", str(art / "a.png"), str(tmp_path / "p.png"), "--json",
                               home=fixative_home).stdout)
-    assert data["target"].startswith("style:") and set(data["closing"]["clean"]) == {"taef2"}
+    f = data["f"]
+    assert f["target"].startswith("style:") and set(f["closing"]["clean"]) == {"taef2"}
+    rows = data["mimicry"]["rows"]
+    assert {r["preprocess"] for r in rows} >= {"resize512", "resize512+jpeg75", "blur1+resize512"}
+    assert all(r["gain_db"] is not None for r in rows if r["model"] == "taef2")
+    assert all(r["held_out"] and r["gain_db"] is None for r in rows if r["model"] == "taesana")
+    assert data["mimicry"]["file_psnr"] > 30 and "louder than equal noise" in data["mimicry"]["summary"]
 
 
 @pytest.mark.parametrize("args, message", [

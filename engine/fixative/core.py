@@ -5,8 +5,11 @@ Algorithm, in words:
 2. Optimise a full-resolution perturbation δ with Adam. Each step draws views the way a mimic's
    pipeline would see the image (native crops and resizes to training buckets, ``fixative.views``),
    passes them through sampled lossy purifications (JPEG, resize, blur, noise,
-   ``fixative.transforms``) and pulls every encoder's latent toward its target latent. Each
-   model's loss is normalised by its starting distance, so ensembles weigh models equally.
+   ``fixative.transforms``, and a real JPEG on some views) and moves every encoder's latent: toward
+   its target latent and away from the clean view's latent (``fixative.objectives``: the mimic's
+   model learns what the latent shows, so the push is what protects). Each model's terms are
+   normalised by its starting distance, so ensembles weigh models equally. Forward passes run
+   under bf16 autocast where the CPU has native bf16 (``fixative.autocast``).
    The gradient is smoothed slightly before the Adam step, which favours a perturbation with
    more low-frequency content: that part survives downscaling and noise (``fixative.optimizer``).
 3. After each step δ is clipped to the perceptual budget (texture-masked L∞, PSNR floor), at the end
@@ -25,12 +28,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from fixative import mimicry
+from fixative.autocast import autocast_context, use_cpu_autocast
 from fixative.budget import BUDGETS, Budget, allowed_change, enforce_floors, round_within_floor
 from fixative.device import pick_device
 from fixative.errors import BadOptions, Cancelled
 from fixative.metrics import closing_fraction, lpips_distance, psnr_torch, ssim_torch
 from fixative.models.base import ImageEncoder
 from fixative.models.registry import load_encoder
+from fixative.objectives import Objective, current_objective, maybe_real_jpeg, push_loss
 from fixative.optimizer import PerturbationOptimizer
 from fixative.options import ProtectOptions, Quality
 from fixative.pixels import Pixels
@@ -167,7 +173,9 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     targets = build_targets(options, pixels, models[0], artwork, main_view, style_image, anchor_images, device)
     if cancelled():
         raise Cancelled("protection was cancelled")
-    objective = _Objective(models, targets, artwork, main_view)
+    bf16 = use_cpu_autocast(device, dtype)
+    objective = _Objective(models, targets, artwork, main_view, current_objective(), bf16,
+                           jpeg_rng=np.random.default_rng(options.seed + 1))  # own stream: views stay as before
     optimizer = PerturbationOptimizer(artwork, allowed_change(artwork, budget), budget, steps)
     for step in range(1, steps + 1):
         if cancelled():
@@ -193,6 +201,8 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     clock.report(0.95, "measuring the protection")
     stats = _stats(options, pixels, artwork, protected_tensor, objective, budget, started,
                    steps=steps, device=device, dtype=dtype)
+    clock.report(0.97, "measuring what a mimic's model sees")
+    stats.mimicry, stats.summary = mimicry.report_for(pixels.colour, protected_float, options.models)
     result = ProtectResult(image=pixels.restore(protected_float), stats=stats,
                            original_rgb=pixels.colour, protected_rgb=protected_float)
     result.renderer = _Renderer(models, targets, artwork, protected_tensor, main_view)
@@ -201,15 +211,18 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
 
 
 class _Objective:
-    """The loss: each (model, target) pair's latent distance to its goal, over views of the artwork.
+    """The loss over views of the artwork: for each (model, target) pair, the latent distance to its
+    goal (weighted by ``weights.target_weight``) minus the distance from the clean view's latent
+    (``weights.push_weight``; fixative.objectives).
 
-    Each pair's term is divided by its distance at the start (on the main view), so every model and
+    Each pair's terms are divided by its distance at the start (on the main view), so every model and
     target weighs the same in an ensemble.
     """
 
     def __init__(self, models: list[ImageEncoder], targets: list[tuple[str, Target]], artwork: torch.Tensor,
-                 main_view: View) -> None:
+                 main_view: View, weights: Objective, bf16: bool, jpeg_rng: np.random.Generator) -> None:
         self.models, self.targets, self.artwork, self.main_view = models, targets, artwork, main_view
+        self.weights, self.bf16, self.jpeg_rng = weights, bf16, jpeg_rng
         self.start_distance: dict[tuple[str, str], float] = {}
         self.clean_main = main_view.render(artwork)
         with torch.no_grad():  # the main view's clean latent is encoded once per model and reused
@@ -232,17 +245,21 @@ class _Objective:
         local = View(0, 0, view.bottom - view.top, view.right - view.left, view.out_h, view.out_w)
         piece = optimizer.delta[box].detach().clone().requires_grad_(True)
         clean = self.artwork[box]
-        seen = apply_chain(local.render((clean + piece).clamp(0, 1)), chain, noise_generator)
-        clean_view = local.render(clean)
-        loss = torch.zeros((), device=self.artwork.device)
-        for model in self.models:
-            latent = encode(model, seen)
-            with torch.no_grad():
-                clean_latent = self.clean_latents.get((model.name, view.key), partial(encode, model, clean_view))
-            for label, target in self.targets:
-                goal = target.latent(model, view, clean_view, clean_latent)
-                loss = loss + ((latent - goal) ** 2).mean() / self.start_distance[(model.name, label)]
-        loss = loss / (len(self.models) * len(self.targets))
+        with autocast_context(self.bf16):
+            seen = apply_chain(local.render((clean + piece).clamp(0, 1)), chain, noise_generator)
+            seen = maybe_real_jpeg(seen, self.weights, self.jpeg_rng)
+            clean_view = local.render(clean)
+            loss = torch.zeros((), device=self.artwork.device)
+            for model in self.models:
+                latent = encode(model, seen)
+                with torch.no_grad():
+                    clean_latent = self.clean_latents.get((model.name, view.key), partial(encode, model, clean_view))
+                for label, target in self.targets:
+                    goal = target.latent(model, view, clean_view, clean_latent)
+                    scale = self.start_distance[(model.name, label)]
+                    loss = loss + self.weights.target_weight * ((latent - goal) ** 2).mean() / scale
+                    loss = loss + self.weights.push_weight * push_loss(latent, clean_latent, scale)
+            loss = loss / (len(self.models) * len(self.targets))
         loss.backward()
         optimizer.grad[box] += piece.grad
         return float(loss.detach())
@@ -278,7 +295,8 @@ def _stats(options: ProtectOptions, pixels: Pixels, artwork: torch.Tensor, prote
     as_rgb = (lambda x: x[:, :3]) if pixels.channels == 3 else (lambda x: x.expand(-1, 3, -1, -1))
     return ProtectStats(
         mode=options.mode, steps=steps, seconds=round(time.perf_counter() - started, 3),
-        device=str(device), dtype=str(dtype).replace("torch.", ""), models=[m.name for m in objective.models],
+        device=str(device), dtype="bfloat16 (autocast)" if objective.bf16 else str(dtype).replace("torch.", ""),
+        models=[m.name for m in objective.models],
         width=pixels.width, height=pixels.height, psnr=round(psnr_torch(original_cpu, protected_cpu), 3),
         ssim=round(ssim_torch(original_cpu, protected_cpu), 5),
         lpips=lpips_distance(as_rgb(original_cpu), as_rgb(protected_cpu)),
@@ -300,13 +318,12 @@ class _Renderer:
         self.targets, self.artwork, self.protected, self.main_view = targets, artwork, protected, main_view
 
     @torch.no_grad()
-    def ai_view(self, which: str = "protected") -> np.ndarray | None:
+    def ai_view(self, which: str = "protected", preprocess: str = "resize512") -> np.ndarray | None:
+        """D(E(P(x))) at training size: what a mimic's model learns from the file (fixative.mimicry)."""
         if self.model is None:
             return None
         image = self.protected if which == "protected" else self.artwork
-        latent = encode(self.model, self.main_view.render(image))
-        dtype = next(self.model.parameters()).dtype
-        return self.model.decode(latent.to(dtype)).float()[0].permute(1, 2, 0).cpu().numpy()
+        return mimicry.ai_eye_view(self.model, image[0].permute(1, 2, 0).cpu().numpy(), preprocess)
 
     def target_image(self) -> np.ndarray | None:
         _, target = self.targets[0]

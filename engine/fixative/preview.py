@@ -1,4 +1,9 @@
-"""Preview strips for people: original | protected | amplified difference | AI's-eye view."""
+"""Preview strips for people: original | AI's-eye view before | AI's-eye view after | target.
+
+The AI's-eye views are D(E(P(x))) at training size (``fixative.mimicry``): what a model fine-tuned
+on the file would draw, before and after protection. If they look alike, the model learns the
+artwork as it is; the strip is where a person sees how much the cloak changes that.
+"""
 
 from __future__ import annotations
 
@@ -18,15 +23,20 @@ def _tile(image: np.ndarray, height: int) -> Image.Image:
 
 
 def make_preview(result: ProtectResult, height: int = 256, amplify: float = 10.0,
-                 with_difference: bool = False) -> Image.Image:
-    """Before | after | (amplified difference) | AI's-eye view, labelled, ``height`` pixels tall."""
-    panels = [("original", result.original_rgb), ("protected", result.protected_rgb)]
+                 with_difference: bool = False, preprocess: str = "resize512") -> Image.Image:
+    """original | (protected | amplified difference) | AI's-eye before | AI's-eye after | target.
+
+    ``height``: pixels per tile (512 shows the AI's-eye views at their training size)."""
+    panels = [("original", result.original_rgb)]
     if with_difference:
-        diff = 0.5 + amplify * (result.protected_rgb - result.original_rgb)
-        panels.append((f"difference x{amplify:g}", diff))
-    ai_view = result.ai_view()
-    if ai_view is not None:
-        panels.append(("AI's-eye view", ai_view))
+        panels.append(("protected", result.protected_rgb))
+        panels.append((f"difference x{amplify:g}", 0.5 + amplify * (result.protected_rgb - result.original_rgb)))
+    before, after = result.ai_view("original", preprocess), result.ai_view("protected", preprocess)
+    if before is not None and after is not None:
+        panels += [("AI's-eye view, before", before), ("AI's-eye view, after", after)]
+    target = result.target_image()
+    if target is not None:
+        panels.append(("target", target))
     tiles = [(label, _tile(image, height)) for label, image in panels]
     strip = Image.new("RGB", (sum(t.width for _, t in tiles) + 4 * (len(tiles) - 1), height + 16), "white")
     draw = ImageDraw.Draw(strip)

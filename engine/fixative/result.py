@@ -39,6 +39,10 @@ class ProtectStats(BaseModel):
     concept: str | None = None
     target_concept: str | None = None
     options: dict[str, Any]
+    mimicry: dict[str, Any] | None = None
+    """The AI's-eye metric (fixative.mimicry.MimicReport.as_dict()): what a mimic's model sees."""
+    summary: str | None = None
+    """One line for people: what a person sees (file PSNR/SSIM), what the model sees (gain over noise)."""
 
 
 @dataclass
@@ -52,9 +56,10 @@ class ProtectResult:
     protected_rgb: np.ndarray = field(repr=False)
     renderer: Any = field(default=None, repr=False)
 
-    def ai_view(self, which: str = "protected") -> np.ndarray | None:
-        """The decoder's reconstruction of what the encoder sees ("AI's-eye view"), or None."""
-        return None if self.renderer is None else self.renderer.ai_view(which)
+    def ai_view(self, which: str = "protected", preprocess: str = "resize512") -> np.ndarray | None:
+        """D(E(P(x))): what a model fine-tuned on the file would draw ("AI's-eye view"), at training
+        size after the mimic preprocessing ``preprocess`` (fixative.mimicry.PREPROCESSING), or None."""
+        return None if self.renderer is None else self.renderer.ai_view(which, preprocess)
 
     def target_image(self) -> np.ndarray | None:
         """The target image aimed at (for --save-target), or None when it cannot be drawn."""

@@ -10,9 +10,13 @@ from fixative.options import DEFAULT_MODEL
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("evaluate", help="measure protection (closing fraction) before and after purifications",
-                            description="f = 1 − ‖E(x′)−E(t)‖/‖E(x)−E(t)‖ clean and after JPEG 75/90, 0.5x resize, "
-                                        "Gaussian noise σ=0.05 and blur; plus PSNR/SSIM/LPIPS.")
+    parser = sub.add_parser("evaluate", help="measure what a mimic's model sees (AI's-eye gain over noise) and f",
+                            description="Headline: the AI's-eye metric (docs/metric.md): after the mimic's "
+                                        "preprocessing (resize to 512/1024, JPEG 75, noise + resample, blur), how "
+                                        "much more the cloak changes D(E(P(x))) than Gaussian noise of the same "
+                                        "PSNR, and the latent shift vs that noise for every encoder on disk (held-out "
+                                        "ones included). Secondary: f = 1 − ‖E(x′)−E(t)‖/‖E(x)−E(t)‖ clean and "
+                                        "after JPEG 75/90, 0.5x resize, noise and blur; plus PSNR/SSIM/LPIPS.")
     parser.add_argument("original")
     parser.add_argument("protected")
     parser.add_argument("--target", metavar="IMG|STYLE",
@@ -21,6 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-area", type=int, default=1024 * 1024,
                         help="larger images are resized to this many pixels before encoding")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--no-f", action="store_true", help="only the AI's-eye metric (skip the closing fraction f)")
     parser.set_defaults(func=run)
 
 
@@ -45,14 +50,24 @@ def run(args: argparse.Namespace) -> int:
     elif target is None and protected.fixative_info:
         recorded = str(protected.fixative_info.get("target", ""))
         target = recorded if recorded.startswith("style:") else None
-    result = evaluate(_float(original.array), _float(protected.array), target, models, max_area=args.max_area)
+    from fixative import mimicry
+
+    clean, cloaked = _float(original.array), _float(protected.array)
+    optimised = [str(m) for m in (protected.fixative_info or {}).get("models", [])] or models
+    encoders, held_out = mimicry.available_models(sorted(set(models) | set(optimised)))
+    held_out |= {m.name for m in encoders if m.name not in optimised}
+    seen = mimicry.measure(clean, cloaked, encoders, held_out)
+    result = None if args.no_f else evaluate(clean, cloaked, target, models, max_area=args.max_area)
     if args.json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print(json.dumps({"mimicry": seen.as_dict(), **({"f": result.as_dict()} if result else {})}, indent=2))
     else:
         from rich.console import Console
         from rich.markdown import Markdown
 
-        Console().print(Markdown(result.table()))
+        text = f"## What a mimic's model sees\n\n{seen.table()}\n\n{seen.summary()}\n"
+        if result is not None:
+            text += f"\n## Closing fraction f toward the target (secondary)\n\n{result.table()}\n"
+        Console().print(Markdown(text))
     return 0
 
 

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_protect_options(parser)
     files = parser.add_argument_group("files")
     files.add_argument("--save-target", metavar="PATH", help="write the target image aimed at (single input)")
-    files.add_argument("--preview", metavar="PATH", help="write original | protected | difference | AI's-eye view")
+    files.add_argument("--preview", metavar="PATH", help="write original | AI's-eye view before | after | target (training size)")
     files.add_argument("--report", metavar="FILE.json", help="write the stats of every file as JSON")
     files.add_argument("--max-pixels", type=float, default=400e6, help="refuse larger images (default 400 MP)")
     parser.set_defaults(func=run)
@@ -60,7 +60,7 @@ def protect_one(source: Path, destination: Path, options: ProtectOptions, style_
     if args.preview:
         from fixative.preview import make_preview
 
-        preview = make_preview(result, with_difference=True)
+        preview = make_preview(result, height=512)  # AI's-eye views at their training size
         preview_path = Path(args.preview)
         if several:
             preview_path = preview_path.with_name(f"{source.stem}.{preview_path.name}")
@@ -116,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
                 stats = result.stats
                 f = ", ".join(f"{k} {v:.3f}" for k, v in stats.closing.items())
                 console.print(f"{source} → {destination}  (f {f}; PSNR {stats.psnr:.1f} dB; {stats.seconds:.1f} s)")
+                if stats.summary:
+                    console.print(f"  {stats.summary}")
                 report.append({"input": str(source), "output": str(destination), "status": "done",
                                "stats": stats.model_dump()})
             except FixativeError as exc:

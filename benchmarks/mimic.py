@@ -1,0 +1,206 @@
+"""What a mimic's model sees (issue 13): the AI's-eye metric per painting, a white-box ceiling, and
+the intensity ladder.
+
+For each painting (a centred square of ``config.mimic_side``): Fixative at its defaults, measured with
+``fixative.mimicry`` under every mimic preprocessing, with TAEF2 (optimised) and every other encoder on
+disk (held out). The white-box ceiling is an untargeted Adam attack on TAEF2 through the same resize
+to 512 (and real JPEG 60–90 in every other step, straight-through gradient), under the same perceptual
+budget and PSNR floor, with many more steps than Fixative may take: the default is reported as a
+fraction of it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from benchmarks.config import BenchConfig
+from benchmarks.data import load_painting
+from fixative import mimicry
+from fixative.autocast import autocast_context, cpu_has_native_bf16
+from fixative.budget import BUDGETS, allowed_change, enforce_floors
+from fixative.objectives import real_jpeg_straight_through
+from fixative.targets import encode
+
+MODEL = "taef2"
+Log = Callable[[str], None]
+GOALS = {"resize512": 8.0, "resize512+jpeg75": 5.0, "resize1024": 5.0, "resize1024+jpeg75": 3.0}
+"""Issue 13's gain-over-noise goals (dB) at the default intensity."""
+SHIFT_GOAL, HELD_OUT_SHIFT_GOAL = 3.0, 1.5
+
+
+def _row_dict(report: mimicry.MimicReport) -> dict:
+    data = report.as_dict()
+    return {"file_psnr": data["file_psnr"], "file_ssim": data["file_ssim"], "summary": data["summary"],
+            "gain": {r["preprocess"]: r["gain_db"] for r in data["rows"] if r["gain_db"] is not None},
+            "ai_psnr": {r["preprocess"]: r["ai_psnr"] for r in data["rows"] if r["gain_db"] is not None},
+            "shift": {f"{r['preprocess']}|{r['model']}": r["shift_ratio"] for r in data["rows"]},
+            "held_out": sorted({r["model"] for r in data["rows"] if r["held_out"]})}
+
+
+def ceiling_attack(original: np.ndarray, steps: int, intensity: str = "default", long_side: int = 512,
+                   seed: int = 0) -> np.ndarray:
+    """Untargeted white-box push on TAEF2 through resize-to-``long_side`` (+ real JPEG every other step)."""
+    from fixative.models.registry import load_encoder
+
+    model = load_encoder(MODEL, "cpu", torch.float32)
+    budget = BUDGETS[intensity]
+    x = torch.from_numpy(np.ascontiguousarray(original)).permute(2, 0, 1)[None].float()
+    h, w = original.shape[:2]
+    size = mimicry.resize_long_side(np.zeros((h, w, 1), np.float32), long_side).shape[:2]
+
+    def mimic_view(image: torch.Tensor) -> torch.Tensor:
+        if tuple(size) == (h, w):
+            return image
+        return F.interpolate(image, size=tuple(size), mode="bilinear", antialias=True, align_corners=False)
+
+    limit = allowed_change(x, budget)
+    max_mse = 10 ** (-budget.min_psnr / 10)
+    rng = np.random.default_rng(seed)
+    bf16 = cpu_has_native_bf16()
+    with torch.no_grad(), autocast_context(bf16):
+        clean = encode(model, mimic_view(x))
+    delta = torch.zeros_like(x, requires_grad=True)
+    optimiser = torch.optim.Adam([delta], lr=budget.eps / 4)
+    for step in range(steps):
+        with autocast_context(bf16):
+            seen = mimic_view((x + delta).clamp(0, 1))
+            if step % 2:
+                seen = real_jpeg_straight_through(seen, int(rng.integers(60, 91)))
+            loss = -((encode(model, seen) - clean) ** 2).mean()
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        with torch.no_grad():
+            delta.copy_(torch.maximum(torch.minimum(delta, limit), -limit))
+            delta.copy_((x + delta).clamp(0, 1) - x)
+            mse = float((delta**2).mean())
+            if mse > max_mse:
+                delta.mul_(math.sqrt(max_mse / mse))
+    final, _ = enforce_floors(x, delta.detach(), budget)
+    protected = (x + final).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    protected = np.round(protected * 255) / 255
+    while mimicry.psnr(original, protected) < budget.min_psnr:  # rounding to uint8 may cross the floor
+        protected = np.round(np.clip(original + 0.97 * (protected - original), 0, 1) * 255) / 255
+    return protected.astype(np.float32)
+
+
+def run_mimic(config: BenchConfig, log: Log, done: dict | None = None,
+              save: Callable[[dict], None] | None = None) -> dict:
+    """Per painting: default Fixative and the ceiling, measured; the ladder on the first painting."""
+    from benchmarks.strength import run_fixative
+
+    models, held_out = mimicry.available_models([MODEL])
+    done = dict(done or {})
+    paintings: dict[str, dict] = dict(done.get("paintings", {}))
+    ladder: dict[str, dict] = dict(done.get("ladder", {}))
+    for index, name in enumerate(config.paintings):
+        if name in paintings:
+            log(f"mimic {name}: kept from the interrupted run")
+            continue
+        image = load_painting(name, config.mimic_side)
+        original = image.astype(np.float32) / 255
+        entry: dict[str, dict] = {}
+        intensities = config.intensities if index == 0 else ("default",)
+        for intensity in sorted(intensities, key=lambda i: i != "default"):
+            options = {"models": [MODEL], "intensity": intensity, "quality": config.quality, "device": "cpu",
+                       "seed": 0, **({"steps": config.fixative_steps} if config.fixative_steps else {})}
+            result, protected, seconds = run_fixative(image, options)
+            measured = _row_dict(mimicry.measure(original, protected, models, held_out))
+            measured.update(seconds=round(seconds, 2), steps=result.stats.steps, dtype=result.stats.dtype)
+            if intensity == "default":
+                entry["default"] = measured
+            else:
+                ladder[intensity] = measured
+            if index == 0:
+                ladder.setdefault(intensity, measured)
+            log(f"mimic {name} {intensity}: {seconds:.1f}s; {measured['summary']}")
+        started = time.perf_counter()
+        ceiling = ceiling_attack(original, config.ceiling_steps)
+        entry["ceiling"] = {**_row_dict(mimicry.measure(original, ceiling, models, held_out)),
+                            "seconds": round(time.perf_counter() - started, 2), "steps": config.ceiling_steps}
+        log(f"mimic {name} ceiling: {entry['ceiling']['seconds']:.1f}s; {entry['ceiling']['summary']}")
+        paintings[name] = entry
+        if save is not None:
+            save({"paintings": paintings, "ladder": ladder})
+    return {"side": config.mimic_side, "paintings": paintings, "ladder": ladder, "model": MODEL,
+            "held_out": sorted(held_out), "ceiling_steps": config.ceiling_steps}
+
+
+def _gain(value: float | None) -> str:
+    return "–" if value is None else f"{value:+.2f}"
+
+
+def _fraction(default: float | None, ceiling: float | None) -> str:
+    if default is None or ceiling is None or ceiling <= 0:
+        return "–"
+    return f"{default / ceiling:.0%}"
+
+
+def goals(mimic: dict) -> list[dict]:
+    """Issue 13's goals, per painting, with pass/fail."""
+    out = []
+    for name, entry in mimic["paintings"].items():
+        default = entry["default"]
+        for preprocess, goal in GOALS.items():
+            value = default["gain"].get(preprocess)
+            if value is not None:
+                out.append({"painting": name, "goal": f"gain after {preprocess} ≥ {goal:g} dB",
+                            "measured": f"{value:+.2f} dB", "passed": value >= goal})
+        for key, ratio in default["shift"].items():
+            preprocess, model = key.split("|")
+            if preprocess != "resize512+jpeg75":
+                continue
+            wanted = HELD_OUT_SHIFT_GOAL if model in default["held_out"] else SHIFT_GOAL
+            label = f"{model}{' (held out)' if model in default['held_out'] else ''}"
+            out.append({"painting": name, "goal": f"latent shift vs noise ({label}, resize512+jpeg75) ≥ {wanted:g}x",
+                        "measured": f"{ratio:.2f}x", "passed": ratio >= wanted})
+        out.append({"painting": name, "goal": "file PSNR ≥ 35.5 dB and SSIM ≥ 0.95",
+                    "measured": f"{default['file_psnr']:.2f} dB, {default['file_ssim']:.4f}",
+                    "passed": default["file_psnr"] >= 35.5 - 0.05 and default["file_ssim"] >= 0.95})
+    return out
+
+
+def section(mimic: dict) -> str:
+    """Markdown: the goals, per-painting tables, the ceiling and the intensity ladder."""
+    preprocessings = list(mimicry.PREPROCESSING)
+    lines = ["## What a mimic's model sees (AI's-eye metric)", "",
+             f"Defined in [metric.md](metric.md). Paintings: centred {mimic['side']}² squares; Fixative at its "
+             f"defaults against {mimic['model']}; held-out encoders (never optimised against): "
+             f"{', '.join(mimic['held_out']) or 'none on disk'}. Gain = AI's-eye PSNR of equal-PSNR Gaussian "
+             "noise minus the cloak's (dB, higher = the model sees the cloak more). Ceiling: an untargeted "
+             f"white-box Adam push on {mimic['model']} through the resize to 512 and real JPEG, "
+             f"{mimic['ceiling_steps']} steps, same budget; the default as a fraction of it.", "",
+             "### Goals (issue 13, default intensity)", "", "| painting | goal | measured | result |", "|---|---|---|---|"]
+    for g in goals(mimic):
+        lines.append(f"| {g['painting']} | {g['goal']} | {g['measured']} | {'PASS' if g['passed'] else '**FAIL**'} |")
+    for name, entry in mimic["paintings"].items():
+        default, ceiling = entry["default"], entry["ceiling"]
+        lines += ["", f"### {name}", "",
+                  f"Default: {default['seconds']:.1f} s ({default['steps']} steps, {default['dtype']}), "
+                  f"file PSNR {default['file_psnr']:.2f} dB, SSIM {default['file_ssim']:.4f}. Ceiling: "
+                  f"{ceiling['seconds']:.1f} s, file PSNR {ceiling['file_psnr']:.2f} dB, SSIM {ceiling['file_ssim']:.4f}.",
+                  "", "| preprocessing | gain default (dB) | gain ceiling (dB) | default / ceiling | "
+                  + " | ".join(f"shift {m}" for m in _models(default)) + " |",
+                  "|---|---|---|---|" + "---|" * len(_models(default))]
+        for p in preprocessings:
+            if p not in default["gain"] and not any(k.startswith(p + "|") for k in default["shift"]):
+                continue
+            shifts = [f"{default['shift'].get(f'{p}|{m}', math.nan):.2f}x" for m in _models(default)]
+            lines.append(f"| {p} | {_gain(default['gain'].get(p))} | {_gain(ceiling['gain'].get(p))} | "
+                         f"{_fraction(default['gain'].get(p), ceiling['gain'].get(p))} | " + " | ".join(shifts) + " |")
+    lines += ["", "### Intensity ladder (first painting)", "", "| intensity | what a person sees / what the model sees |",
+              "|---|---|"]
+    for intensity in ("low", "default", "high"):
+        if intensity in mimic["ladder"]:
+            lines.append(f"| {intensity} | {mimic['ladder'][intensity]['summary']} |")
+    return "\n".join(lines) + "\n"
+
+
+def _models(measured: dict) -> list[str]:
+    return sorted({k.split("|")[1] for k in measured["shift"]}, key=lambda m: (m in measured["held_out"], m))

@@ -1,0 +1,105 @@
+"""What the optimiser maximises: what the mimic's model sees, not only the distance to a target.
+
+The style/poison targets (``fixative.targets``) pull each view's latent toward a target latent; a
+latent-statistics target sits so close to the artwork that the optimiser reaches it by moving the
+latent a little, and the AI's-eye view barely changes (issue 13). The *mimic push* adds a term
+that moves the latent away from the clean view's latent, ‖E(v(x′)) − E(v(x))‖², normalised per
+model by the target term's starting distance so ensembles weigh models equally. With the target
+term at the same weight ('directed') the sum is a steady push past the target, in its direction;
+at half the weight (the default, 'mimic') the latent is pushed away from the mirror image of the
+target about the clean latent: away from the artwork, leaning toward the target.
+
+A mimic's JPEG re-encode is where cloaks die. ``real_jpeg_straight_through`` runs Pillow's real
+JPEG in the forward pass (what the mimic's pipeline does) and lets the gradient through the
+differentiable stand-in (``fixative.transforms.jpeg``), so the optimiser learns against the true
+codec's quantisation and 4:2:0 chroma loss.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from fixative.transforms import jpeg as differentiable_jpeg
+
+
+@dataclass(frozen=True)
+class Objective:
+    """Weights of the loss terms and the real-JPEG EOT policy."""
+
+    target_weight: float
+    """Weight of the (normalised) pull toward the style/poison target latent."""
+    push_weight: float
+    """Weight of the (normalised) push away from the clean view's latent; 0 = target only."""
+    real_jpeg_probability: float
+    """Share of views passed through a real JPEG round trip (straight-through gradient)."""
+    real_jpeg_quality: tuple[int, int]
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "target": Objective(1.0, 0.0, 0.0, (75, 75)),
+    "directed": Objective(1.0, 1.0, 0.5, (60, 90)),
+    "mimic": Objective(0.5, 1.0, 0.5, (60, 90)),
+    "untargeted": Objective(0.0, 1.0, 0.5, (60, 90)),
+}
+"""Measured on Starry Night (centred 512², default intensity, PSNR 35.9, TAEF2; docs/metric.md), gain
+over noise after resize 512 / + JPEG 75: target 6.7 / 4.9 dB, directed 7.6 / 5.8, mimic 8.2 / 6.3,
+untargeted 9.2 / 7.2. 'mimic' keeps half of the target's pull so style and poison targets still steer
+the direction; 'untargeted' ignores the target (the strongest, for users who only want disruption)."""
+DEFAULT_OBJECTIVE = "mimic"
+
+
+def push_loss(latent: torch.Tensor, clean_latent: torch.Tensor, scale: float) -> torch.Tensor:
+    """−mean((z − z_clean)²) / scale: lower = the mimic's latent moved more.
+
+    protect() passes the target term's normaliser (the clean latent's starting distance to the
+    target) as ``scale``: with equal weights the two gradients add to 2(z_clean − goal)/scale, a
+    constant push along the direction from the artwork toward the target that never stops at it."""
+    return -((latent - clean_latent) ** 2).mean() / max(scale, 1e-8)
+
+
+def _real_jpeg_batch(images: torch.Tensor, quality: int) -> torch.Tensor:
+    out = []
+    for image in images.detach().float().clamp(0, 1).cpu():
+        array = (image.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+        if array.shape[2] == 1:
+            array = array[..., 0]
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, "JPEG", quality=quality)
+        buffer.seek(0)
+        decoded = np.asarray(Image.open(buffer), dtype=np.float32) / 255
+        if decoded.ndim == 2:
+            decoded = decoded[..., None]
+        out.append(torch.from_numpy(decoded).permute(2, 0, 1))
+    return torch.stack(out).to(device=images.device, dtype=images.dtype)
+
+
+def real_jpeg_straight_through(images: torch.Tensor, quality: int) -> torch.Tensor:
+    """Forward: Pillow's real JPEG; backward: the differentiable JPEG's gradient."""
+    approx = differentiable_jpeg(images, quality).to(images.dtype)  # autocast may return bf16
+    return approx + (_real_jpeg_batch(images, quality) - approx).detach()
+
+
+def maybe_real_jpeg(images: torch.Tensor, objective: Objective, rng: np.random.Generator) -> torch.Tensor:
+    """Apply the real-JPEG round trip to a share of views (drawn from ``rng``, so runs repeat)."""
+    if objective.real_jpeg_probability <= 0 or rng.random() >= objective.real_jpeg_probability:
+        return images
+    low, high = objective.real_jpeg_quality
+    return real_jpeg_straight_through(images, int(rng.integers(low, high + 1)))
+
+
+OBJECTIVE_ENV = "FIXATIVE_OBJECTIVE"
+
+
+def current_objective() -> Objective:
+    """The objective protect() optimises: ``FIXATIVE_OBJECTIVE`` (research and comparisons) or the default."""
+    import os
+
+    name = os.environ.get(OBJECTIVE_ENV, "").strip() or DEFAULT_OBJECTIVE
+    if name not in OBJECTIVES:
+        raise ValueError(f"{OBJECTIVE_ENV}={name!r}: use one of {', '.join(OBJECTIVES)}")
+    return OBJECTIVES[name]

@@ -1,0 +1,219 @@
+"""The AI's-eye metric (fixative.mimicry): numbers that would be wrong if computed wrongly."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fixative import mimicry
+from fixative.models.base import ImageEncoder
+from tests.conftest import MODELS, painting
+
+
+class Identity(ImageEncoder):
+    """E = D = identity: the AI's-eye view is the preprocessed image itself."""
+
+    name = "identity"
+    downscale = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = torch.nn.Parameter(torch.zeros(1))
+
+    @property
+    def has_decoder(self) -> bool:
+        return True
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return images + 0 * self.anchor
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return latents
+
+
+class Blind(Identity):
+    """An encoder without a decoder that only sees each 8x8 block's mean."""
+
+    name = "blind"
+
+    @property
+    def has_decoder(self) -> bool:
+        return False
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.avg_pool2d(images, 8)
+
+
+def _image(seed: int = 0, size: int = 64) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0.05, 0.95, (size, size, 3)).astype(np.float32)
+
+
+def test_identical_images_change_nothing_and_stay_json_safe():
+    image = _image()
+    report = mimicry.measure(image, image.copy(), [Identity(), Blind()], {"blind"}, ["resize512"])
+    assert math.isinf(report.file_psnr) and report.noise_sigma == 0
+    seeing, blind = report.rows
+    assert math.isinf(seeing.ai_psnr) and math.isinf(seeing.noise_psnr) and seeing.gain_db == 0.0
+    assert seeing.ai_ssim == pytest.approx(1.0) and seeing.shift_ratio == 0.0
+    assert blind.held_out and blind.gain_db is None and blind.shift_ratio == 0.0
+    data = json.loads(json.dumps(report.as_dict(), allow_nan=False))  # inf must not leak into JSON
+    assert data["file_psnr"] is None and data["rows"][0]["ai_psnr"] is None
+    assert "∞ dB" in report.table()
+
+
+def test_equal_psnr_noise_hits_the_cloaks_psnr_even_where_it_clips():
+    image = _image()
+    image[:16] = 1.0  # saturated rows: clipping shrinks the noise there
+    image[16:32] = 0.0
+    for sigma in (0.01, 0.05):
+        cloak = np.clip(image + np.random.default_rng(7).normal(0, sigma, image.shape), 0, 1).astype(np.float32)
+        noisy, found = mimicry.equal_psnr_noise(image, cloak)
+        assert abs(mimicry.psnr(image, noisy) - mimicry.psnr(image, cloak)) < 0.01
+        rms = float(np.sqrt(np.mean((cloak - image) ** 2)))
+        # half the pixels sit at 0 or 1 and keep only half of the noise energy: rms² = 0.75 σ²
+        assert found == pytest.approx(rms / math.sqrt(0.75), rel=0.05)
+        again, _ = mimicry.equal_psnr_noise(image, cloak)
+        assert np.array_equal(noisy, again)  # fixed seed
+
+
+def test_identity_model_reports_the_file_psnr_and_no_gain():
+    """With E = D = identity and P = identity (a 64² image), every AI's-eye number equals the file's."""
+    image = _image(1)
+    cloak = np.clip(image + 0.02 * np.sign(np.random.default_rng(3).normal(size=image.shape)), 0, 1).astype(np.float32)
+    report = mimicry.measure(image, cloak, [Identity()], preprocess=["resize512"])
+    (row,) = report.rows
+    assert row.ai_psnr == pytest.approx(report.file_psnr, abs=1e-3)
+    assert row.noise_psnr == pytest.approx(report.file_psnr, abs=0.01)
+    assert abs(row.gain_db) < 0.02 and row.shift_ratio == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_change_the_encoder_sees_is_louder_than_noise():
+    """Blind sees only 8x8 means: a smooth shift of the same PSNR moves it far more than white noise."""
+    image = _image(2)
+    y = np.linspace(0, 2 * np.pi, image.shape[0], dtype=np.float32)
+    smooth = np.clip(image + 0.02 * np.sin(y)[:, None, None], 0, 1).astype(np.float32)
+    report = mimicry.measure(image, smooth, [Blind()], preprocess=["resize512"])
+    assert report.rows[0].shift_ratio > 4
+
+
+def test_resize_long_side_downscales_only_and_rounds_to_32():
+    big = np.zeros((600, 900, 3), np.float32)
+    assert mimicry.resize_long_side(big, 512).shape == (352, 512, 3)
+    assert mimicry.resize_long_side(big, 1024).shape == (608, 896, 3)  # no upscale, rounded to 32
+    small = np.zeros((64, 96, 3), np.float32)
+    assert mimicry.resize_long_side(small, 512) is small
+    assert mimicry.preprocessing_for(400, 300) == [n for n in mimicry.PREPROCESSING if "1024" not in n]
+    with pytest.raises(ValueError, match="unknown preprocessing"):
+        mimicry.preprocessing_for(64, 64, ["resize300"])
+
+
+def test_real_jpeg_round_trip_changes_pixels_but_keeps_shape():
+    image = _image(4)
+    out = mimicry.real_jpeg(image, 75)
+    assert out.shape == image.shape and 0.005 < float(np.abs(out - image).mean()) < 0.2
+
+
+# ---- the real TAEF2 encoder and decoder ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def taef2():
+    if not (MODELS / "taef2_decoder.pth").exists():
+        pytest.skip("../shared/models/taesd/taef2_decoder.pth is missing")
+    import os
+
+    os.environ.setdefault("FIXATIVE_MODEL_DIR", str(MODELS))
+    from fixative.models.registry import load_encoder
+
+    return load_encoder("taef2", "cpu")
+
+
+def test_noise_control_gives_no_gain_on_the_real_model(taef2):
+    """Noise of another seed at the control's PSNR: gain ≈ 0 dB and shift ratio ≈ 1."""
+    image = painting(size=128).astype(np.float32) / 255
+    other = np.clip(image + np.random.default_rng(99).normal(0, 4 / 255, image.shape), 0, 1).astype(np.float32)
+    report = mimicry.measure(image, other, [taef2], preprocess=["resize512", "resize512+jpeg75"])
+    for row in report.rows:
+        assert abs(row.gain_db) < 1.0, row
+        assert 0.85 < row.shift_ratio < 1.15, row
+
+
+def test_an_attack_on_the_encoder_is_louder_than_noise_and_a_smooth_shift_is_not_hidden(taef2):
+    """A 10-step white-box push on E: positive gain. A smooth colour wave of the same size is drawn
+    back faithfully by the VAE (which drops noise), so it also scores above noise, but less."""
+    image = painting(size=64).astype(np.float32) / 255
+    x = torch.from_numpy(image).permute(2, 0, 1)[None]
+    with torch.no_grad():
+        clean = taef2.encode(x)
+    delta = torch.zeros_like(x)
+    for _ in range(10):
+        delta.requires_grad_(True)
+        loss = ((taef2.encode((x + delta).clamp(0, 1)) - clean) ** 2).mean()
+        (grad,) = torch.autograd.grad(loss, delta)
+        delta = (delta.detach() + 1 / 255 * grad.sign()).clamp(-4 / 255, 4 / 255)
+    attacked = (x + delta).clamp(0, 1)[0].permute(1, 2, 0).numpy()
+    report = mimicry.measure(image, attacked, [taef2], preprocess=["resize512"])
+    assert report.rows[0].gain_db > 4 and report.rows[0].shift_ratio > 2, report.rows[0]
+    yy = np.linspace(0, 6, 64, dtype=np.float32)[:, None, None]
+    smooth = np.clip(image + 0.04 * np.sin(yy), 0, 1).astype(np.float32)
+    wave = mimicry.measure(image, smooth, [taef2], preprocess=["resize512"]).rows[0]
+    assert 0 < wave.gain_db < report.rows[0].gain_db, wave
+    assert "louder than equal noise" in mimicry.measure(image, attacked, [taef2], preprocess=["resize512"]).summary()
+
+
+def test_protect_reports_what_a_person_and_the_model_see(fixative_home):
+    from fixative import protect
+
+    result = protect(painting(size=64), {"steps": 2, "quality": "fast", "device": "cpu"})
+    stats = result.stats
+    assert stats.summary.startswith(f"A person sees: file PSNR {stats.psnr:.2f} dB")
+    assert "after resize + JPEG 75" in stats.summary and "taesana (held out)" in stats.summary
+    rows = stats.mimicry["rows"]
+    assert {(r["preprocess"], r["model"]) for r in rows} == {
+        (p, m) for p in ("resize512", "resize512+jpeg75") for m in ("taef2", "taesana")}
+    assert json.loads(stats.model_dump_json())["mimicry"]["file_psnr"] == pytest.approx(stats.psnr, abs=0.01)
+    before, after = result.ai_view("original"), result.ai_view("protected")
+    assert before.shape == after.shape == (64, 64, 3) and not np.array_equal(before, after)
+
+
+def test_preview_strip_shows_original_both_ai_views_and_target(fixative_home):
+    from fixative import protect
+    from fixative.preview import make_preview
+
+    result = protect(painting(size=48), {"steps": 1, "quality": "fast", "device": "cpu"})
+    strip = make_preview(result, height=48)
+    assert strip.height == 64 and strip.width == 4 * 48 + 3 * 4  # original | before | after | target
+
+
+def test_bf16_autocast_follows_the_cpu_and_the_override(monkeypatch):
+    from fixative import autocast
+
+    cpu = torch.device("cpu")
+    monkeypatch.setenv(autocast.PRECISION_ENV, "fp32")
+    assert not autocast.use_cpu_autocast(cpu, torch.float32)
+    monkeypatch.setenv(autocast.PRECISION_ENV, "bf16")
+    assert autocast.use_cpu_autocast(cpu, torch.float32)
+    assert not autocast.use_cpu_autocast(torch.device("cuda"), torch.bfloat16)  # GPUs pick their own dtype
+    monkeypatch.setenv(autocast.PRECISION_ENV, "auto")
+    assert autocast.use_cpu_autocast(cpu, torch.float32) == autocast.cpu_has_native_bf16()
+    monkeypatch.setenv(autocast.PRECISION_ENV, "fp16")
+    with pytest.raises(ValueError, match="FIXATIVE_PRECISION"):
+        autocast.use_cpu_autocast(cpu, torch.float32)
+    with autocast.autocast_context(True):
+        assert (torch.ones(2, 2) @ torch.ones(2, 2)).dtype == torch.bfloat16
+
+
+def test_real_jpeg_straight_through_has_the_codecs_values_and_a_gradient():
+    from fixative.objectives import real_jpeg_straight_through
+
+    image = torch.from_numpy(_image(5, 32)).permute(2, 0, 1)[None].requires_grad_(True)
+    out = real_jpeg_straight_through(image, 75)
+    expected = mimicry.real_jpeg(image.detach()[0].permute(1, 2, 0).numpy(), 75)
+    assert np.allclose(out.detach()[0].permute(1, 2, 0).numpy(), expected, atol=1e-5)
+    out.sum().backward()
+    assert image.grad is not None and float(image.grad.abs().sum()) > 0
