@@ -63,8 +63,11 @@ def test_odd_non_square_size(fixative_home):
 
 
 def test_tiny_image(fixative_home):
-    image = painting(size=(9, 7))
-    assert fixative.protect(image, QUICK).image.shape == (7, 9, 3)
+    """The smallest protectable image works; a smaller one is a clear error, never NaN pixels."""
+    out = fixative.protect(painting(size=(17, 16)), QUICK)
+    assert out.image.shape == (16, 17, 3) and np.isfinite(out.stats.psnr)
+    with pytest.raises(BadImage, match="at least 16 pixels"):
+        fixative.protect(painting(size=(9, 7)), QUICK)
 
 
 def test_deterministic_for_a_seed(fixative_home):

@@ -32,14 +32,14 @@ from fixative import mimicry
 from fixative.autocast import autocast_context, use_cpu_autocast
 from fixative.budget import BUDGETS, Budget, allowed_change, enforce_floors, round_within_floor
 from fixative.device import pick_device
-from fixative.errors import BadOptions, Cancelled
+from fixative.errors import BadImage, BadOptions, Cancelled
 from fixative.metrics import closing_fraction, lpips_distance, psnr_torch, ssim_torch
 from fixative.models.base import ImageEncoder
 from fixative.models.registry import load_encoder
 from fixative.objectives import Objective, current_objective, maybe_real_jpeg, push_loss
 from fixative.optimizer import PerturbationOptimizer
 from fixative.options import ProtectOptions, Quality
-from fixative.pixels import Pixels
+from fixative.pixels import MIN_SIDE, Pixels
 from fixative.result import Progress, ProtectResult, ProtectStats
 from fixative.targets import (
     ImageTarget,
@@ -154,6 +154,9 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     clock = _Clock(progress)
     cancelled = cancel or (lambda: False)
     pixels = Pixels.from_input(image)
+    if min(pixels.height, pixels.width) < MIN_SIDE:
+        raise BadImage(f"The image is {pixels.width}×{pixels.height} pixels; Fixative protects images of at "
+                       f"least {MIN_SIDE} pixels on each side.")
     clock.report(0.0, "loading models")
     device, dtype = pick_device(options.device)
     models = [load_encoder(name, str(device), dtype) for name in options.models]

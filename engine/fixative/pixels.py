@@ -14,6 +14,10 @@ import numpy as np
 
 from fixative.errors import BadImage
 
+MIN_SIDE = 16
+"""Below this many pixels on a side the encoders' latents are too small for their statistics (the
+result would be NaN), so protect() refuses such images with a clear error."""
+
 _PIL_MODES = {"RGB": 3, "RGBA": 3, "L": 1, "LA": 1, "I;16": 1, "I;16B": 1, "I;16L": 1, "I": 1, "F": 1}
 
 

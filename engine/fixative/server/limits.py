@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from fixative.errors import BadImage, BadOptions, FixativeError, UnknownModel, UnknownStyle
+from fixative.pixels import MIN_SIDE
 
 MAX_OPTIONS_CHARS = 64 * 1024
 """The options JSON is a handful of short fields; anything longer is not a real client."""
@@ -18,8 +19,6 @@ MAX_OPTIONS_DEPTH = 4
 MAX_OPTION_STRING = 1000
 MAX_ECHO_CHARS = 300
 """Longest piece of client text repeated back in a job's status or an error message."""
-MIN_SIDE = 16
-"""Below this many pixels on a side the encoders' statistics are undefined (the result would be NaN)."""
 MULTIPART_OVERHEAD = 16 * 1024 * 1024
 """Body allowance on top of the largest image: form framing, options, a style image and an anchor."""
 
