@@ -117,7 +117,7 @@ def plugin_config_file():
     return _locations.plugin_config_file()
 
 
-def _read_json_file(path):
+def read_json_file(path):
     """The file's JSON object, or None when it is absent, half-written or not an object."""
     try:
         with open(path, "rb") as handle:
@@ -226,7 +226,7 @@ class FixativeClient(object):
         if self.state_dir is None:
             # Sandboxed editors (Flatpak) see another state folder than the host's engine: the
             # installer then records the host's discovery file in plugin.json.
-            config = _read_json_file(self._plugin_config_path()) or {}
+            config = read_json_file(self._plugin_config_path()) or {}
             if config.get("discovery_file"):
                 return config["discovery_file"]
         return os.path.join(self.state_dir or state_dir(), "engine.json")
@@ -293,7 +293,7 @@ class FixativeClient(object):
         return self._try_discovered()
 
     def _try_discovered(self):
-        found = _read_json_file(self._discovery_path())
+        found = read_json_file(self._discovery_path())
         if not found or not found.get("url") or not found.get("token"):
             return False
         if not self._healthy(found["url"]):
@@ -304,7 +304,7 @@ class FixativeClient(object):
     def engine_command(self):
         """The command from plugin.json, checked; raises EngineNotInstalled with what to do."""
         path = self._plugin_config_path()
-        config = _read_json_file(path)
+        config = read_json_file(path)
         if config is None:
             raise EngineNotInstalled("The Fixative engine is not installed (no %s). Run the Fixative "
                                      "installer (python installer/install.py), then try again." % path)

@@ -12,10 +12,9 @@ Standard library only and Python 2.7 compatible, like fixative_client.py.
 
 from __future__ import absolute_import, division, print_function, unicode_literals
 
-import json
 import os
 
-from fixative_client import FixativeClient, FixativeClientError, PluginError
+from fixative_client import FixativeClient, FixativeClientError, PluginError, read_json_file
 
 __all__ = [
     "SCHEMA_VERSION", "CACHE_FILE", "FALLBACK_FILE", "OptionsError", "is_schema", "fallback_schema",
@@ -60,11 +59,7 @@ def is_schema(schema):
 
 
 def _read_schema(path):
-    try:
-        with open(path, "rb") as handle:
-            schema = json.loads(handle.read().decode("utf-8"))
-    except (IOError, OSError, ValueError):
-        return None
+    schema = read_json_file(path)
     return schema if is_schema(schema) else None
 
 
