@@ -62,3 +62,39 @@ def test_dummy_option_reaches_help_schema_and_info(patched_engine, fixative_home
     finally:
         engine.stop()
     assert info["options_schema"] == schema == written
+
+
+def test_dummy_option_reaches_the_gimp2_and_krita_dialogs(patched_engine, fixative_home, monkeypatch):
+    """The schema the patched engine publishes (its options-schema.json, as a plug-in finds it when no
+    engine runs) becomes a GIMP 2.10 parameter and a Krita panel row, with no plug-in change. The
+    real GIMP 3 and real Krita read the same file (tests/test_gimp3.py, tests/test_krita_real.py)."""
+    home = fixative_home
+    (home / "state").mkdir(exist_ok=True)
+    (home / "state" / "options-schema.json").write_text(_cli(patched_engine, home, "options-schema"))
+    monkeypatch.setenv("FIXATIVE_HOME", str(home))
+
+    from tests.test_gimp2 import FAKE, FAKE_MODULES, load_plugin
+
+    try:
+        gimp2 = load_plugin()
+        registered = gimp2.gimpfu._registered_plugins_["python-fu-fixative-protect"][8]
+        knob = next(entry for entry in registered if entry[1] == "dummy-knob")
+        assert knob[0] == gimp2.gimpfu.PF_OPTION and knob[3:] == (0, ["Soft", "Hard"])
+    finally:
+        for name in FAKE_MODULES:
+            sys.modules.pop(name, None)
+        if str(FAKE) in sys.path:
+            sys.path.remove(str(FAKE))
+
+    pytest.importorskip("PyQt5.QtWidgets", reason="needs PyQt5 (pip install PyQt5)")
+    import tests.test_krita_plugin as krita_tests
+
+    krita_tests.krita.Krita._instance = None
+    try:
+        panel = krita_tests.ProtectPanel(lambda: (None, None))
+        assert "Dummy knob" in krita_tests.form_labels(panel)
+        assert panel.fields["dummy_knob"].currentData() == "soft"
+        panel.fields["dummy_knob"].setCurrentIndex(1)
+        assert panel.options()["dummy_knob"] == "hard"
+    finally:
+        krita_tests.krita.Krita._instance = None
