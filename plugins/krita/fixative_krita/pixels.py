@@ -35,6 +35,36 @@ def bytes_per_pixel(depth: str) -> int:
     return 4 * _SAMPLE_BYTES[depth]
 
 
+def sample_bytes(depth: str) -> int:
+    return _SAMPLE_BYTES[depth]
+
+
+def add_difference(original: bytes, before: bytes, after: bytes, depth: str, channels: int) -> bytes:
+    """``original`` + (``after`` - ``before``), sample by sample in Krita's native layout (any colour
+    model; alpha, the last channel, bit for bit from ``original``); integers are clamped.
+
+    Used where Krita converted the engine's sRGB pixels back to the layer's own colour space:
+    the conversion is deterministic, so a pixel the engine left alone stays bit-identical."""
+    check_depth(depth)
+    code = {"U8": "B", "U16": "H", "F16": "e", "F32": "f"}[depth]
+    size = _SAMPLE_BYTES[depth]
+    top = (1 << (8 * size)) - 1
+    out = bytearray(len(original))
+    count = len(original) // size
+    for first in range(0, count, CHUNK_SAMPLES):
+        n = min(CHUNK_SAMPLES, count - first)
+        old, was, now = (struct.unpack_from(f"<{n}{code}", data, first * size)
+                         for data in (original, before, after))
+        changed = map(add, old, map(sub, now, was))
+        if depth in ("U8", "U16"):
+            changed = (0 if value < 0 else top if value > top else value for value in changed)
+        struct.pack_into(f"<{n}{code}", out, first * size, *changed)
+    stride = channels * size
+    for offset in range(size):
+        out[(channels - 1) * size + offset::stride] = original[(channels - 1) * size + offset::stride]
+    return bytes(out)
+
+
 def check_depth(depth: str) -> None:
     if depth not in DEPTHS:
         raise PixelError(f"Fixative cannot read {depth} layers; use 8- or 16-bit integer or 16/32-bit "
@@ -93,38 +123,24 @@ def _tables(linear: bool) -> tuple[list, list]:
 
 
 def floats_to_u16(raw: bytes, depth: str, linear: bool = False) -> bytes:
-    """Float samples (little-endian) -> big-endian 16-bit samples, sRGB-encoded when ``linear``.
+    """Float RGBA samples (little-endian) -> big-endian 16-bit, colour sRGB-encoded when ``linear``.
 
     One C-level bisect per sample over a 64k table, a slice at a time: no per-sample Python
     code and no list of every sample (a 4096² F32 layer is 67 million samples)."""
-    bounds, _values = _tables(linear)
+    colour_bounds, _values = _tables(linear)
+    alpha_bounds, _values = _tables(False)  # alpha is not colour: never sRGB-encoded
     size = _SAMPLE_BYTES[depth]
     count = len(raw) // size
-    find = partial(bisect_left, bounds)
+    find_colour, find_alpha = partial(bisect_left, colour_bounds), partial(bisect_left, alpha_bounds)
     out = bytearray(count * 2)
     view = memoryview(raw)
-    for first in range(0, count, CHUNK_SAMPLES):
+    for first in range(0, count, CHUNK_SAMPLES):  # CHUNK_SAMPLES is whole pixels
         n = min(CHUNK_SAMPLES, count - first)
         values = struct.unpack_from(f"<{n}{_FLOAT_FORMAT[depth]}", view, first * size)
-        struct.pack_into(f">{n}H", out, first * 2, *map(find, values))
-    alpha = _take_alpha_u16(raw, depth)  # alpha is not colour: never sRGB-encoded
-    out[6::8], out[7::8] = alpha[0::2], alpha[1::2]
-    return bytes(out)
-
-
-def _take_alpha_u16(raw: bytes, depth: str) -> bytes:
-    """The alpha samples of float RGBA data as big-endian 16-bit, clamped (plain scale)."""
-    bounds, _values = _tables(False)
-    size = _SAMPLE_BYTES[depth]
-    alphas = struct.unpack(f"<{len(raw) // (4 * size)}{_FLOAT_FORMAT[depth]}", _alpha_bytes(raw, size))
-    return struct.pack(f">{len(alphas)}H", *map(partial(bisect_left, bounds), alphas))
-
-
-def _alpha_bytes(raw: bytes, size: int) -> bytes:
-    """Every pixel's alpha sample bytes, in order (pixels are 4 samples of ``size`` bytes)."""
-    out = bytearray(len(raw) // 4)
-    for offset in range(size):
-        out[offset::size] = raw[3 * size + offset::4 * size]
+        struct.pack_into(f">{n}H", out, first * 2, *map(find_colour, values))
+        alpha = struct.pack(f">{n // 4}H", *map(find_alpha, values[3::4]))
+        start, end = first * 2, (first + n) * 2
+        out[start + 6:end:8], out[start + 7:end:8] = alpha[0::2], alpha[1::2]
     return bytes(out)
 
 

@@ -1,0 +1,108 @@
+"""Issue 14 (Krita, fakes): the protected copy takes the original's place, carries its properties
+and masks, respects the selection, handles groups and the visible image, undoes in one step.
+
+The same behaviour runs in real Krita in tests/test_krita_real.py (``compositing`` scenario);
+these fast checks cover the logic with the fake ``krita`` module.
+"""
+
+from __future__ import annotations
+
+import fixative_krita  # noqa: E402,I001  (path set up by tests.test_krita_plugin)
+import krita  # noqa: E402  (the fake)
+import numpy as np
+import pytest
+from fixative_krita.job import LayerError, undo_protection  # noqa: E402
+
+from tests.test_krita_plugin import app, engine, make_document  # noqa: F401  (fixtures)
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+def test_copy_carries_properties_and_masks_and_hides_the_original(app, engine):  # noqa: F811
+    document, node = make_document(app)
+    node.setOpacity(128)
+    node.setBlendingMode("multiply")
+    node.setInheritAlpha(True)
+    node.setAlphaLocked(True)
+    mask = document.createNode("Soft edge", "transparencymask")
+    node.addChildNode(mask, None)
+    document.undo_stack.clear()
+    new = fixative_krita.protect_layer(document, node, {})
+    assert (new.opacity(), new.blendingMode(), new.inheritAlpha(), new.alphaLocked()) == (
+        128, "multiply", True, True)
+    assert [child.name() for child in new.childNodes()] == ["Soft edge"], "masks are copied"
+    assert node.name() == "Paint (original)" and not node.visible()
+    assert new.visible() and new.name() == "Paint (protected)"
+    assert document.undo_stack == [("add", "Paint (protected)")], "one step, no colour conversions"
+
+
+def test_keep_original_visible_is_todays_behaviour(app, engine):  # noqa: F811
+    document, node = make_document(app)
+    fixative_krita.protect_layer(document, node, {}, keep_original_visible=True)
+    assert node.name() == "Paint" and node.visible()
+
+
+def test_hidden_layer_stays_hidden_in_its_copy(app, engine):  # noqa: F811
+    document, node = make_document(app)
+    node.setVisible(False)
+    new = fixative_krita.protect_layer(document, node, {})
+    assert not new.visible() and not node.visible()
+
+
+def test_undo_protection_restores_everything_in_one_step(app, engine):  # noqa: F811
+    document, node = make_document(app)
+    before = node.pixels.copy()
+    fixative_krita.protect_layer(document, node, {})
+    assert undo_protection(document)
+    assert [child.name() for child in document.rootNode().childNodes()] == ["Paint"]
+    assert node.visible() and np.array_equal(node.pixels, before)
+    assert not undo_protection(document), "nothing left to undo"
+
+
+def test_selection_protects_only_its_box(app, engine):  # noqa: F811
+    document, node = make_document(app)  # layer at (4, 3, 24, 20)
+    selection = krita.Selection()
+    selection.select(10, 6, 8, 5, 255)
+    document.setSelection(selection)
+    new = fixative_krita.protect_layer(document, node, {})
+    inside = (slice(6, 11), slice(10, 18))
+    changed = new.pixels[..., :3].astype(int) - node.pixels[..., :3]
+    assert np.all(changed[inside] % 256 == engine.amount)
+    outside = np.ones(changed.shape[:2], bool)
+    outside[inside] = False
+    assert np.array_equal(new.pixels[outside], node.pixels[outside]), "bit-identical outside"
+    job = next(iter(engine.jobs.values()))
+    assert png_size(job.image) == (8, 5)
+
+
+def test_selection_outside_the_layer_is_refused(app, engine):  # noqa: F811
+    document, node = make_document(app)
+    selection = krita.Selection()
+    selection.select(35, 25, 3, 3, 255)
+    document.setSelection(selection)
+    with pytest.raises(LayerError, match="selection does not touch"):
+        fixative_krita.protect_layer(document, node, {})
+
+
+def test_group_layer_becomes_a_protected_paint_layer(app, engine):  # noqa: F811
+    document, node = make_document(app)
+    group = document.createNode("Group", "grouplayer")
+    document.rootNode().addChildNode(group, None)
+    node.parent.children.remove(node)
+    group.addChildNode(node, None)
+    group.setOpacity(200)
+    new = fixative_krita.protect_layer(document, group, {})
+    assert new.type() == "paintlayer" and new.name() == "Group (protected)" and new.opacity() == 200
+    assert group.name() == "Group (original)" and not group.visible()
+    changed = new.pixels[..., :3].astype(int) - node.pixels[..., :3]
+    assert np.all(changed[3:23, 4:28] % 256 == engine.amount)
+
+
+def test_visible_image_becomes_one_protected_top_layer(app, engine):  # noqa: F811
+    document, node = make_document(app)
+    new = fixative_krita.protect_visible_image(document, {})
+    assert document.rootNode().childNodes()[-1] is new and new.name() == "Visible image (protected)"
+    assert node.visible() and node.name() == "Paint", "the layers stay as they are"
+    assert png_size(next(iter(engine.jobs.values())).image) == (40, 30)
