@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.krita, pytest.mark.slow,
 
 DOC_SIZE = (96, 72)
 LAYER_BOX = (10, 8, 64, 48)
+SELECTION_BOX = (20, 12, 24, 16)
 OPTIONS = {"models": ["taef2"], "quality": "fast", "steps": 4}  # small: CI has 2 shared cores
 
 
@@ -41,7 +42,8 @@ def install_plugin(home: Path) -> Path:
 
 
 def run_driver(tmp_path: Path, home: Path, depths: list[str], engine_stopped: bool = False,
-               gray: bool = False, panel: bool = False, exports: list[str] | None = None) -> dict:
+               gray: bool = False, panel: bool = False, exports: list[str] | None = None,
+               compositing: bool = False) -> dict:
     out = tmp_path / "out"
     out.mkdir()
     pykrita = install_plugin(tmp_path)
@@ -51,7 +53,8 @@ def run_driver(tmp_path: Path, home: Path, depths: list[str], engine_stopped: bo
     config = {"out": str(out), "home": str(home), "depths": depths, "options": OPTIONS,
               "doc_size": DOC_SIZE, "layer_box": LAYER_BOX, "rgba_path": str(tmp_path / "layer.rgba"),
               "engine_stopped": engine_stopped, "gray": gray, "panel": panel,
-              "python": sys.executable, "exports": exports or []}
+              "python": sys.executable, "exports": exports or [], "compositing": compositing,
+              "selection_box": SELECTION_BOX}
     (tmp_path / "driver.json").write_text(json.dumps(config))
     env = dict(os.environ)
     env.update({"QT_QPA_PLATFORM": "offscreen", "FIXATIVE_HOME": str(home),
@@ -144,3 +147,59 @@ def test_krita_protect_layer_with_real_engine(tmp_path, running_engine, fixative
     assert stopped["start_fails"]["error"] == "EngineUnreachable"
     assert "stopped while starting" in stopped["start_fails"]["message"]
     assert stopped["names_unchanged"] and stopped["pixels_unchanged"]
+
+
+def raw_area(path: Path, box: list, bytes_per_pixel: int) -> np.ndarray:
+    return np.frombuffer(path.read_bytes(), np.uint8).reshape(box[3], box[2], bytes_per_pixel)
+
+
+def test_krita_compositing_selection_colour_with_fake_engine(tmp_path):
+    """Issue 14 in real Krita: copy in place of the original, properties, masks, undo, selection,
+    groups, vector layers, the visible image, linear F32 and Rec. 2020 U16, remembered settings."""
+    home = tmp_path / "home"
+    engine = FakeEngine(home / "state", job_seconds=0.1).start()
+    try:
+        verdict = run_driver(tmp_path, home, [], compositing=True)
+    finally:
+        engine.stop()
+    record = verdict["compositing"]
+    errors = {name: value["error"] for name, value in record.items()
+              if isinstance(value, dict) and "error" in value}
+    assert not errors, errors
+
+    props = record["properties_and_masks"]
+    assert props["names"][-2:] == ["Paint (original)", "Paint (protected)"]
+    new, source = props["new"], props["source"]
+    assert (new["opacity"], new["blending"], new["inherit_alpha"], new["visible"]) == (128, "multiply", True, True)
+    assert new["masks"] == ["transparencymask"], "the transparency mask is copied with the layer"
+    assert not source["visible"] and props["source_unchanged"]
+    assert props["undone"] and props["after_undo"]["names"][-1] == "Paint"
+    assert props["after_undo"]["source"]["visible"] and "Paint (protected)" not in props["after_undo"]["names"]
+    assert record["keep_visible"]["source"]["visible"] and record["keep_visible"]["source"]["name"] == "Paint"
+
+    box = record["selection"]["box"]
+    before = raw_area(verdict["out"] / "selection-before.raw", box, 4)
+    after = raw_area(verdict["out"] / "selection-after.raw", box, 4)
+    sx, sy, sw, sh = SELECTION_BOX
+    inside = (slice(sy - box[1], sy - box[1] + sh), slice(sx - box[0], sx - box[0] + sw))
+    outside = np.ones(before.shape[:2], bool)
+    outside[inside] = False
+    assert np.array_equal(after[outside], before[outside]), "pixels outside the selection are bit-identical"
+    assert np.all((after[inside][..., :3].astype(int) - before[inside][..., :3]) % 256 == 3)
+
+    group = record["group"]
+    assert group["group"]["type"] == "paintlayer" and group["group"]["opacity"] == 200
+    assert group["group"]["name"] == "Group (protected)" and not group["group_source"]["visible"]
+    assert record["vector"]["type"] == "vectorlayer" and "no pixels" in record["vector"]["layer_error"]
+
+    visible = record["visible_image"]
+    assert visible["names"][-1] == "Visible image (protected)" and visible["source"]["visible"]
+
+    for name, space in (("f32_linear", ["RGBA", "F32", "sRGB-elle-V2-g10.icc"]),
+                        ("u16_rec2020", ["RGBA", "U16", "Rec2020-elle-V4-g10.icc"])):
+        result = record[name]
+        assert result["new"]["space"] == space, "the copy stays in the layer's own colour space"
+        assert result["source_unchanged"] and result["changed_bytes"] > 0
+    assert record["scratch_documents_closed"]
+    assert record["settings"] == {"intensity": "high", "keep_original_visible": True}
+    assert len(engine.jobs) == 7

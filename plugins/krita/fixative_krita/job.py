@@ -160,6 +160,8 @@ def read_layer(document: Any, node: Any, use_selection: bool = True) -> LayerSna
     read = (lambda rect: node.projectionPixelData(*_rect_tuple(rect))) if merged else \
         (lambda rect: node.pixelData(*_rect_tuple(rect)))
     full_raw = bytes(read(full)) if merged else None
+    if merged and not full_raw.strip(b"\0"):
+        raise LayerError(f"Layer '{node.name()}' has no pixels inside the image: nothing to protect.")
     raw = _sub_area(full_raw, _rect_tuple(full), _rect_tuple(bounds), _pixel_bytes(*space[:2])) \
         if merged else bytes(read(bounds))
     return snapshot_of(raw, bounds, space, node.name(), merged,
