@@ -30,7 +30,8 @@ def _make_document(app, config, depth):
     x, y, w, h = config["layer_box"]
     with open(config["rgba_path"], "rb") as handle:
         rgba = handle.read()
-    document = app.createDocument(width, height, f"fixative-{depth}", "RGBA", depth, "", 72.0)
+    document = app.createDocument(width, height, f"fixative-{depth}", "RGBA", depth,
+                                  "sRGB-elle-V2-srgbtrc.icc", 72.0)  # default U16 may be linear
     node = document.createNode("Paint", "paintlayer")
     document.rootNode().addChildNode(node, None)
     bgra = bytearray(rgba)
@@ -61,6 +62,7 @@ def _protect(app, config, depth, out):
         "new_name": new.name(),
         "new_depth": new.colorDepth(),
         "new_model": new.colorModel(),
+        "new_profile": new.colorProfile(),
         "source_unchanged": bytes(node.pixelData(*box)) == before,
     }
     for name, data in (("before", before), ("after", bytes(new.pixelData(*box)))):
