@@ -7,13 +7,15 @@ these fast checks cover the logic with the fake ``krita`` module.
 
 from __future__ import annotations
 
-import fixative_krita  # noqa: E402,I001  (path set up by tests.test_krita_plugin)
-import krita  # noqa: E402  (the fake)
 import numpy as np
 import pytest
-from fixative_krita.job import LayerError, undo_protection  # noqa: E402
 
-from tests.test_krita_plugin import app, engine, make_document  # noqa: F401  (fixtures)
+from tests.test_krita_plugin import app, engine, make_document  # noqa: F401  (fixtures; sets sys.path)
+
+fixative_krita = pytest.importorskip("fixative_krita")
+krita = pytest.importorskip("krita")  # the fake
+LayerError = fixative_krita.LayerError
+undo_protection = fixative_krita.undo_protection
 
 
 def png_size(png: bytes) -> tuple[int, int]:
@@ -106,3 +108,51 @@ def test_visible_image_becomes_one_protected_top_layer(app, engine):  # noqa: F8
     assert document.rootNode().childNodes()[-1] is new and new.name() == "Visible image (protected)"
     assert node.visible() and node.name() == "Paint", "the layers stay as they are"
     assert png_size(next(iter(engine.jobs.values())).image) == (40, 30)
+
+
+# -- start-up, feedback, remembered settings (items 8-10) -------------------------------------
+
+def test_dock_starts_no_engine_until_shown(app, monkeypatch):  # noqa: F811
+    import importlib
+
+    from fixative_krita import panel as panel_module
+
+    started = []
+    monkeypatch.setattr(panel_module.ProtectPanel, "connect_engine",
+                        lambda self, start=True: (started.append(start), self.set_status("starting engine…")))
+    importlib.reload(fixative_krita)
+    dock = app.dock_factories[0].widget_class()
+    assert started == [], "creating the docker (window open) must not start the engine"
+    dock.show()
+    assert started == [True] and dock.panel.status.text() == "Engine: starting engine…"
+    dock.hide()
+    dock.show()
+    assert started == [True], "started once"
+
+
+def test_panel_remembers_its_settings(app):  # noqa: F811
+    from fixative_krita.panel import ProtectPanel
+
+    first = ProtectPanel(lambda: (None, None))
+    first.intensity.setCurrentIndex(first.intensity.findData("high"))
+    first.keep_original.setChecked(True)
+    assert '"intensity": "high"' in app.readSetting("fixative", "panel", "")
+    second = ProtectPanel(lambda: (None, None))
+    assert second.intensity.currentData() == "high" and second.keep_original.isChecked()
+    assert second.options()["intensity"] == "high"
+
+
+def test_menu_action_shows_the_hidden_dock(app, monkeypatch):  # noqa: F811
+    from fixative_krita import krita_ui
+    from PyQt5.QtWidgets import QDockWidget
+
+    dock = QDockWidget("Protect for Web")
+    dock.setObjectName("fixative_protect_dock")
+    dock.hide()
+
+    class Window:
+        def dockers(self):
+            return [QDockWidget("Layers"), dock]
+
+    monkeypatch.setattr(app, "activeWindow", lambda: Window())
+    assert krita_ui.show_dock() and not dock.isHidden()
