@@ -280,6 +280,6 @@ def test_krita_compositing_selection_colour_with_fake_engine(tmp_path, krita_ins
         result = record[name]
         assert result["new"]["space"] == space, "the copy stays in the layer's own colour space"
         assert result["source_unchanged"] and result["changed_bytes"] > 0
-    assert record["scratch_documents_closed"]
+    assert record["scratch_documents_left"] == [], "the colour conversions' scratch documents are closed"
     assert record["settings"] == {"intensity": "high", "keep_original_visible": True}
     assert len(engine.jobs) == 7
