@@ -10,9 +10,9 @@ repo=$(pwd)
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 
 if [ -z "${FIXATIVE_SKIP_SETUP:-}" ]; then
-    echo "== system packages (Krita, Xvfb, debootstrap, iproute2)"
+    echo "== system packages (Krita, PyQt6 for the Qt shim check, Xvfb, debootstrap, iproute2)"
     need=""
-    for pkg in krita python3-pyqt5 xvfb xauth debootstrap iproute2; do
+    for pkg in krita python3-pyqt5 python3-pyqt6 xvfb xauth debootstrap iproute2; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
     done
     if [ -n "$need" ]; then
