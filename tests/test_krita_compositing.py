@@ -156,3 +156,18 @@ def test_menu_action_shows_the_hidden_dock(app, monkeypatch):  # noqa: F811
 
     monkeypatch.setattr(app, "activeWindow", lambda: Window())
     assert krita_ui.show_dock() and not dock.isHidden()
+
+
+def test_export_of_a_grey_image_is_converted_to_srgb_and_says_so(app, engine, tmp_path):  # noqa: F811
+    from PIL import Image
+
+    document = app.createDocument(20, 16, "grey", "GRAYA", "U8", "", 72.0)
+    layer = document.add_paint_layer("Grey")
+    layer.set_rgba(np.dstack([np.full((16, 20), 90, np.uint8), np.full((16, 20), 255, np.uint8)]))
+    job = fixative_krita.export_protected(document, str(tmp_path / "out.png"), {}, wait=False,
+                                          credentials=False)
+    job.wait()
+    assert job.state == "done", job.error
+    assert any("converted to sRGB" in note for note in job.notes), job.notes
+    with Image.open(tmp_path / "out.png") as saved:
+        assert saved.mode == "RGBA" and saved.getpixel((3, 3))[:3] == (93, 93, 93)
