@@ -24,6 +24,8 @@ if [ -z "${FIXATIVE_SKIP_SETUP:-}" ]; then
     python -m pip install -q -e ".[dev]"
     echo "== GIMP 3 chroot (Debian 13; reused when present)"
     bash tests/gimp/build_chroot.sh
+    echo "== Debian sid chroot (GIMP 3.2 + Krita 5.3; reused when present)"
+    FIXATIVE_CHROOT_SUITE=sid bash tests/gimp/build_chroot.sh
 fi
 
 export FIXATIVE_REQUIRE_GIMP=1 FIXATIVE_REQUIRE_KRITA=1 FIXATIVE_REQUIRE_RAY=1
