@@ -171,3 +171,16 @@ def test_export_of_a_grey_image_is_converted_to_srgb_and_says_so(app, engine, tm
     assert any("converted to sRGB" in note for note in job.notes), job.notes
     with Image.open(tmp_path / "out.png") as saved:
         assert saved.mode == "RGBA" and saved.getpixel((3, 3))[:3] == (93, 93, 93)
+
+
+def test_float_benchmark_prints_its_numbers():
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "krita_float.py"), "--size", "32", "--linear"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    numbers = dict(line.split(":", 1) for line in done.stdout.splitlines())
+    assert {"to_png_s", "from_png_s", "peak_extra_mib"} <= {key.strip() for key in numbers}
