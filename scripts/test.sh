@@ -10,9 +10,9 @@ repo=$(pwd)
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 
 if [ -z "${FIXATIVE_SKIP_SETUP:-}" ]; then
-    echo "== system packages (Krita, Xvfb, debootstrap, iproute2)"
+    echo "== system packages (Krita, PyQt6 for the Qt shim check, Xvfb, debootstrap, iproute2)"
     need=""
-    for pkg in krita python3-pyqt5 xvfb xauth debootstrap iproute2; do
+    for pkg in krita python3-pyqt5 python3-pyqt6 xvfb xauth debootstrap iproute2; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
     done
     if [ -n "$need" ]; then
@@ -24,6 +24,8 @@ if [ -z "${FIXATIVE_SKIP_SETUP:-}" ]; then
     python -m pip install -q -e ".[dev]"
     echo "== GIMP 3 chroot (Debian 13; reused when present)"
     bash tests/gimp/build_chroot.sh
+    echo "== Debian sid chroot (GIMP 3.2 + Krita 5.3; reused when present)"
+    FIXATIVE_CHROOT_SUITE=sid bash tests/gimp/build_chroot.sh
 fi
 
 export FIXATIVE_REQUIRE_GIMP=1 FIXATIVE_REQUIRE_KRITA=1 FIXATIVE_REQUIRE_RAY=1

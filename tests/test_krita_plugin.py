@@ -123,7 +123,8 @@ def test_protect_layer_adds_a_protected_layer_above(app, engine, depth):
     before = node.pixels.copy()
     new = fixative_krita.protect_layer(document, node, {"quality": "fast", "models": ["taef2"]})
     root = document.rootNode()
-    assert [child.name() for child in root.childNodes()] == ["Paint", "Paint (protected)", "Lines"]
+    assert [child.name() for child in root.childNodes()] == ["Paint (original)", "Paint (protected)", "Lines"]
+    assert not node.visible() and new.visible(), "the copy takes the original's place"
     assert above.name() == "Lines"
     assert new.name() == "Paint (protected)" and new.colorDepth() == depth
     assert document.undo_stack == [("add", "Paint (protected)")]
@@ -156,15 +157,15 @@ def test_layer_partly_outside_the_image_is_clipped(app, engine):
 
 def test_refused_layers_say_what_to_do(app, engine):
     document, node = make_document(app)
-    group = document.createNode("Group", "grouplayer")
-    with pytest.raises(LayerError, match="paint layer"):
-        fixative_krita.protect_layer(document, group, {})
+    mask = document.createNode("Mask", "transparencymask")
+    with pytest.raises(LayerError, match="not a transparencymask"):
+        fixative_krita.protect_layer(document, mask, {})
     empty = document.add_paint_layer("Empty")
     with pytest.raises(LayerError, match="no pixels"):
         fixative_krita.protect_layer(document, empty, {})
     cmyk = document.add_paint_layer("Print", model="CMYKA")
     cmyk.pixels[..., -1] = 255
-    cmyk.setColorSpace = lambda *args: False  # Krita could not convert it
+    # the fake's Krita cannot convert CMYK: the artist is told what to do
     with pytest.raises(LayerError, match="Convert Layer Color Space"):
         fixative_krita.protect_layer(document, cmyk, {})
     with pytest.raises(LayerError, match="Open a document"):
@@ -180,7 +181,11 @@ def test_gray_layer_is_converted_on_a_copy(app, engine):
     before = gray.pixels.copy()
     new = fixative_krita.protect_layer(document, gray, {})
     assert gray.colorModel() == "GRAYA" and np.array_equal(gray.pixels, before)
-    assert new.colorModel() == "RGBA" and new.bounds() == gray.bounds()
+    assert new.colorModel() == "GRAYA" and new.bounds() == gray.bounds(), "back in the layer's own space"
+    assert document.undo_stack == [("add", "Gray (protected)")], "no Convert Layer Color Space entries"
+    assert document.conversions == [] and len(app.documents()) == 1, "scratch documents are closed"
+    changed = new.pixels[2:12, 2:12, 0].astype(int) - before[2:12, 2:12, 0]
+    assert np.all(changed == engine.amount) and np.array_equal(new.pixels[..., 1], before[..., 1])
 
 
 def test_engine_not_installed_leaves_the_document_alone(app):
@@ -406,7 +411,7 @@ def test_desktop_and_action_files_name_the_package_and_actions():
     desktop = (REPO / "plugins" / "krita" / "fixative_krita.desktop").read_text()
     assert "X-KDE-Library=fixative_krita" in desktop and "ServiceTypes=Krita/PythonPlugin" in desktop
     action = (REPO / "plugins" / "krita" / "fixative_krita.action").read_text()
-    for name in ("fixative_protect_layer", "fixative_export_protected"):
+    for name in ("fixative_protect_layer", "fixative_export_protected", "fixative_undo_protection"):
         assert f'name="{name}"' in action
         assert name in (REPO / "plugins" / "krita" / "fixative_krita" / "krita_ui.py").read_text()
     assert (REPO / "plugins" / "krita" / "manual.html").exists()

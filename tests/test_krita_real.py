@@ -1,7 +1,10 @@
 """The plugin inside real Krita (``kritarunner``, offscreen), installed the way the installer lays it out.
 
-Needs ``krita`` (5.x, with python3-pyqt5); skipped where it is missing. The driver
-(tests/krita/driver.py) calls ``fixative_krita.protect_layer`` and writes a verdict file.
+Every test runs on each Krita these machines have: 5.1 (the host's apt), 5.2 (Debian 13, the
+trixie chroot that also holds GIMP 3.0) and 5.3 (Debian sid chroot), built by
+tests/gimp/build_chroot.sh. A missing one is skipped, or fails with FIXATIVE_REQUIRE_KRITA=1.
+The driver (tests/krita/driver.py) calls the plug-in and writes a verdict file: Krita 5.2+
+segfaults on exit after Python ran, so the verdict, not the exit status, is what counts.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +24,54 @@ import pytest
 from tests.conftest import REPO, painting
 from tests.krita.fake_engine import FakeEngine
 
-pytestmark = [pytest.mark.krita, pytest.mark.slow,
-              pytest.mark.skipif(shutil.which("kritarunner") is None, reason="needs real Krita")]
+pytestmark = [pytest.mark.krita, pytest.mark.slow]
+
+RUN_IN_CHROOT = REPO / "tests" / "gimp" / "run_in_chroot.sh"
+CHROOTS = {"5.2-trixie": os.environ.get("FIXATIVE_GIMP_CHROOT", "/var/cache/fixative/gimp3-chroot"),
+           "5.3-sid": os.environ.get("FIXATIVE_SID_CHROOT", "/var/cache/fixative/sid-chroot")}
+KRITA_VERSIONS = ["5.1-host", *CHROOTS]
+
+
+@dataclass
+class KritaInstall:
+    """Where kritarunner runs (the host, or a chroot) and how paths look from inside it."""
+
+    name: str
+    chroot: Path | None = None
+
+    def inside(self, path: Path) -> str:
+        return str(path) if self.chroot is None else "/" + str(path.relative_to(self.chroot))
+
+    def work_dir(self, tmp_path: Path) -> Path:
+        if self.chroot is None:
+            return tmp_path
+        return self.chroot / "tmp" / f"fixative-krita-{uuid.uuid4().hex[:10]}"
+
+    def missing(self) -> str | None:
+        if self.chroot is None:
+            return None if shutil.which("kritarunner") else "kritarunner is not installed on this machine"
+        if not (self.chroot / ".fixative-gimp-ready").exists() or not (self.chroot / "usr/bin/kritarunner").exists():
+            return f"no Krita chroot at {self.chroot}: run tests/gimp/build_chroot.sh (as root) first"
+        return None
+
+
+HOST_KRITA = KritaInstall("5.1-host")
+
+
+@pytest.fixture(scope="module", params=KRITA_VERSIONS)
+def krita_install(request) -> KritaInstall:
+    name = request.param
+    install = KritaInstall(name, Path(CHROOTS[name]) if name in CHROOTS else None)
+    reason = install.missing()
+    if reason:
+        if os.environ.get("FIXATIVE_REQUIRE_KRITA"):
+            pytest.fail(f"Krita {name}: {reason} (FIXATIVE_REQUIRE_KRITA is set)")
+        pytest.skip(f"Krita {name}: {reason}")
+    return install
 
 DOC_SIZE = (96, 72)
 LAYER_BOX = (10, 8, 64, 48)
+SELECTION_BOX = (20, 12, 24, 16)
 OPTIONS = {"models": ["taef2"], "quality": "fast", "steps": 4}  # small: CI has 2 shared cores
 
 
@@ -41,36 +89,72 @@ def install_plugin(home: Path) -> Path:
 
 
 def run_driver(tmp_path: Path, home: Path, depths: list[str], engine_stopped: bool = False,
-               gray: bool = False, panel: bool = False, exports: list[str] | None = None) -> dict:
-    out = tmp_path / "out"
+               gray: bool = False, panel: bool = False, exports: list[str] | None = None,
+               compositing: bool = False, install: KritaInstall | None = None) -> dict:
+    """Run tests/krita/driver.py in ``install``'s kritarunner; ``home`` is the FIXATIVE_HOME whose
+    state/engine.json names the engine (copied into the chroot, where the engine is reached
+    over the shared loopback). Returns the verdict; ``verdict["out"]`` holds the raw files."""
+    install = install or HOST_KRITA
+    if install.missing():
+        pytest.skip(f"Krita {install.name}: {install.missing()}")
+    work = install.work_dir(tmp_path)
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_driver_in(install, work, tmp_path, home, {
+            "depths": depths, "engine_stopped": engine_stopped, "gray": gray, "panel": panel,
+            "exports": exports or [], "compositing": compositing})
+    finally:
+        if install.chroot is not None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _run_driver_in(install: KritaInstall, work: Path, tmp_path: Path, home: Path, scenario: dict) -> dict:
+    out = work / "out"
     out.mkdir()
-    pykrita = install_plugin(tmp_path)
+    pykrita = install_plugin(work)
+    if install.chroot is not None:  # the chroot sees only its own files
+        inner_home = work / "fixative-home"
+        shutil.copytree(home, inner_home, ignore=shutil.ignore_patterns("cache", "data", "models"))
+        shutil.copy2(REPO / "tests" / "krita" / "driver.py", work / "driver.py")
+        home, driver_dir, python = inner_home, work, "/usr/bin/python3"
+    else:
+        driver_dir, python = REPO / "tests" / "krita", sys.executable
     w, h = LAYER_BOX[2:]
     rgba = np.dstack([painting(size=(w, h)), np.linspace(40, 255, w * h).reshape(h, w).astype(np.uint8)])
-    (tmp_path / "layer.rgba").write_bytes(rgba.tobytes())
-    config = {"out": str(out), "home": str(home), "depths": depths, "options": OPTIONS,
-              "doc_size": DOC_SIZE, "layer_box": LAYER_BOX, "rgba_path": str(tmp_path / "layer.rgba"),
-              "engine_stopped": engine_stopped, "gray": gray, "panel": panel,
-              "python": sys.executable, "exports": exports or []}
-    (tmp_path / "driver.json").write_text(json.dumps(config))
-    env = dict(os.environ)
-    env.update({"QT_QPA_PLATFORM": "offscreen", "FIXATIVE_HOME": str(home),
-                "FIXATIVE_KRITA_DRIVER": str(tmp_path / "driver.json"),
-                "PYTHONPATH": os.pathsep.join([str(pykrita), str(REPO / "tests" / "krita")]),
-                "XDG_CONFIG_HOME": str(tmp_path / "xdg-config"),
-                "XDG_DATA_HOME": str(tmp_path / "xdg-data"), "HOME": str(tmp_path),
-                "NO_PROXY": "127.0.0.1,localhost"})
-    env.pop("PYTHONHOME", None)
-    # Krita embeds the system Python, which finds its prefix (and PyQt5) through PATH: keep a
-    # pyenv/virtualenv interpreter that runs pytest off it.
-    env["PATH"] = os.pathsep.join(part for part in env.get("PATH", "").split(os.pathsep)
-                                  if ".pyenv" not in part and not part.startswith(sys.prefix))
-    result = subprocess.run(["kritarunner", "-s", "driver", "-f", "main"], env=env, cwd=str(tmp_path),
-                            capture_output=True, text=True, timeout=400)
+    (work / "layer.rgba").write_bytes(rgba.tobytes())
+    config = {"out": install.inside(out), "home": install.inside(home), "options": OPTIONS,
+              "doc_size": DOC_SIZE, "layer_box": LAYER_BOX, "rgba_path": install.inside(work / "layer.rgba"),
+              "python": python, "selection_box": SELECTION_BOX, **scenario}
+    (work / "driver.json").write_text(json.dumps(config))
+    variables = {"QT_QPA_PLATFORM": "offscreen", "FIXATIVE_HOME": install.inside(home),
+                 "FIXATIVE_KRITA_DRIVER": install.inside(work / "driver.json"),
+                 "PYTHONPATH": os.pathsep.join([install.inside(pykrita), install.inside(driver_dir)]),
+                 "XDG_CONFIG_HOME": install.inside(work / "xdg-config"),
+                 "XDG_DATA_HOME": install.inside(work / "xdg-data"), "HOME": install.inside(work),
+                 "NO_PROXY": "127.0.0.1,localhost"}
+    runner = ["kritarunner", "-s", "driver", "-f", "main"]
+    if install.chroot is not None:
+        command = [str(RUN_IN_CHROOT), str(install.chroot), "env",
+                   *(f"{key}={value}" for key, value in variables.items()), *runner]
+        env = None
+    else:
+        command, env = runner, dict(os.environ)
+        env.update(variables)
+        env.pop("PYTHONHOME", None)
+        # Krita embeds the system Python, which finds its prefix (and PyQt5) through PATH: keep a
+        # pyenv/virtualenv interpreter that runs pytest off it.
+        env["PATH"] = os.pathsep.join(part for part in env.get("PATH", "").split(os.pathsep)
+                                      if ".pyenv" not in part and not part.startswith(sys.prefix))
+    result = subprocess.run(command, env=env, cwd=str(work), capture_output=True, text=True, timeout=400)
     verdict_path = out / "verdict.json"
-    assert verdict_path.exists(), "Krita wrote no verdict:\n" + result.stdout[-3000:] + result.stderr[-3000:]
+    assert verdict_path.exists(), (f"Krita {install.name} wrote no verdict (exit {result.returncode}):\n"
+                                   + result.stdout[-3000:] + result.stderr[-3000:])
     verdict = json.loads(verdict_path.read_text())
     assert "error" not in verdict, verdict["error"]
+    if install.chroot is not None:
+        kept = tmp_path / f"out-{install.name}"
+        shutil.copytree(out, kept)
+        out = kept
     verdict["out"] = out
     return verdict
 
@@ -82,8 +166,7 @@ def layer_array(path: Path, depth: str) -> np.ndarray:
 
 def check_protected(verdict: dict, depth: str, max_change: float | None) -> np.ndarray:
     record = verdict[depth]
-    assert record["names"] == ["Background", "Paint", "Paint (protected)"] or \
-        record["names"] == ["Paint", "Paint (protected)"], record["names"]
+    assert record["names"][-2:] == ["Paint (original)", "Paint (protected)"], record["names"]
     assert record["new_bounds"] == record["source_bounds"] == list(LAYER_BOX)
     assert record["new_depth"] == depth and record["new_model"] == "RGBA"
     assert record["source_unchanged"]
@@ -97,7 +180,7 @@ def check_protected(verdict: dict, depth: str, max_change: float | None) -> np.n
     return after[..., :3].astype(np.int64) - before[..., :3]
 
 
-def test_krita_protect_layer_with_fake_engine(tmp_path):
+def test_krita_protect_layer_with_fake_engine(tmp_path, krita_install):
     """Fast: real Krita and the installed plugin layout, a stand-in engine (exact changes)."""
     home = tmp_path / "home"
     engine = FakeEngine(home / "state", job_seconds=0.3).start()
@@ -110,7 +193,7 @@ def test_krita_protect_layer_with_fake_engine(tmp_path):
          "default": 3, "minimum": 1, "maximum": 9, "dialog": True}]
     (home / "state" / "options-schema.json").write_text(json.dumps(schema))  # as the engine caches it
     try:
-        verdict = run_driver(tmp_path, home, ["U8", "U16"], gray=True, panel=True)
+        verdict = run_driver(tmp_path, home, ["U8", "U16"], gray=True, panel=True, install=krita_install)
     finally:
         engine.stop()
     assert verdict["active_document_is_none"]  # measured: kritarunner has no window
@@ -121,8 +204,8 @@ def test_krita_protect_layer_with_fake_engine(tmp_path):
     assert np.all(difference % 256 == 3)
     gray = verdict["gray"]
     assert gray["converted"] and gray["source_model"] == "GRAYA" and gray["source_unchanged"]
-    assert gray["new_model"] == "RGBA" and gray["new_bounds"] == gray["source_bounds"]
-    assert gray["names"][-1] == "Paint (protected)"
+    assert gray["new_model"] == "GRAYA" and gray["new_bounds"] == gray["source_bounds"]
+    assert gray["names"][-2:] == ["Paint (original)", "Paint (protected)"]
     assert len(engine.jobs) == 3
     panel = verdict["panel"]
     assert panel["labels"] == ["Mode", "Intensity", "Quality", "Robustness", "Target style", "Concept",
@@ -132,9 +215,9 @@ def test_krita_protect_layer_with_fake_engine(tmp_path):
     assert panel["options"]["dummy_level"] == "b" and panel["options"]["dummy_count"] == 7
 
 
-def test_krita_protect_layer_with_real_engine(tmp_path, running_engine, fixative_home):
+def test_krita_protect_layer_with_real_engine(tmp_path, running_engine, fixative_home, krita_install):
     """The issue's CI check: RGBA U8 and U16 against `fixative serve`, then the engine stopped."""
-    verdict = run_driver(tmp_path, fixative_home, ["U8", "U16"], engine_stopped=True)
+    verdict = run_driver(tmp_path, fixative_home, ["U8", "U16"], engine_stopped=True, install=krita_install)
     for depth in ("U8", "U16"):
         check_protected(verdict, depth, max_change=32 / 255)
     stopped = verdict["engine_stopped"]
@@ -144,3 +227,59 @@ def test_krita_protect_layer_with_real_engine(tmp_path, running_engine, fixative
     assert stopped["start_fails"]["error"] == "EngineUnreachable"
     assert "stopped while starting" in stopped["start_fails"]["message"]
     assert stopped["names_unchanged"] and stopped["pixels_unchanged"]
+
+
+def raw_area(path: Path, box: list, bytes_per_pixel: int) -> np.ndarray:
+    return np.frombuffer(path.read_bytes(), np.uint8).reshape(box[3], box[2], bytes_per_pixel)
+
+
+def test_krita_compositing_selection_colour_with_fake_engine(tmp_path, krita_install):
+    """Issue 14 in real Krita: copy in place of the original, properties, masks, undo, selection,
+    groups, vector layers, the visible image, linear F32 and Rec. 2020 U16, remembered settings."""
+    home = tmp_path / "home"
+    engine = FakeEngine(home / "state", job_seconds=0.1).start()
+    try:
+        verdict = run_driver(tmp_path, home, [], compositing=True, install=krita_install)
+    finally:
+        engine.stop()
+    record = verdict["compositing"]
+    errors = {name: value["error"] for name, value in record.items()
+              if isinstance(value, dict) and "error" in value}
+    assert not errors, errors
+
+    props = record["properties_and_masks"]
+    assert props["names"][-2:] == ["Paint (original)", "Paint (protected)"]
+    new, source = props["new"], props["source"]
+    assert (new["opacity"], new["blending"], new["inherit_alpha"], new["visible"]) == (128, "multiply", True, True)
+    assert new["masks"] == ["transparencymask"], "the transparency mask is copied with the layer"
+    assert not source["visible"] and props["source_unchanged"]
+    assert props["undone"] and props["after_undo"]["names"][-1] == "Paint"
+    assert props["after_undo"]["source"]["visible"] and "Paint (protected)" not in props["after_undo"]["names"]
+    assert record["keep_visible"]["source"]["visible"] and record["keep_visible"]["source"]["name"] == "Paint"
+
+    box = record["selection"]["box"]
+    before = raw_area(verdict["out"] / "selection-before.raw", box, 4)
+    after = raw_area(verdict["out"] / "selection-after.raw", box, 4)
+    sx, sy, sw, sh = SELECTION_BOX
+    inside = (slice(sy - box[1], sy - box[1] + sh), slice(sx - box[0], sx - box[0] + sw))
+    outside = np.ones(before.shape[:2], bool)
+    outside[inside] = False
+    assert np.array_equal(after[outside], before[outside]), "pixels outside the selection are bit-identical"
+    assert np.all((after[inside][..., :3].astype(int) - before[inside][..., :3]) % 256 == 3)
+
+    group = record["group"]
+    assert group["group"]["type"] == "paintlayer" and group["group"]["opacity"] == 200
+    assert group["group"]["name"] == "Group (protected)" and not group["group_source"]["visible"]
+    assert record["vector"]["type"] == "vectorlayer" and "no pixels" in record["vector"]["layer_error"]
+
+    visible = record["visible_image"]
+    assert visible["names"][-1] == "Visible image (protected)" and visible["source"]["visible"]
+
+    for name, space in (("f32_linear", ["RGBA", "F32", "sRGB-elle-V2-g10.icc"]),
+                        ("u16_rec2020", ["RGBA", "U16", "Rec2020-elle-V4-g10.icc"])):
+        result = record[name]
+        assert result["new"]["space"] == space, "the copy stays in the layer's own colour space"
+        assert result["source_unchanged"] and result["changed_bytes"] > 0
+    assert record["scratch_documents_left"] == [], "the colour conversions' scratch documents are closed"
+    assert record["settings"] == {"intensity": "high", "keep_original_visible": True}
+    assert len(engine.jobs) == 7

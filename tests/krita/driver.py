@@ -30,7 +30,8 @@ def _make_document(app, config, depth):
     x, y, w, h = config["layer_box"]
     with open(config["rgba_path"], "rb") as handle:
         rgba = handle.read()
-    document = app.createDocument(width, height, f"fixative-{depth}", "RGBA", depth, "", 72.0)
+    document = app.createDocument(width, height, f"fixative-{depth}", "RGBA", depth,
+                                  "sRGB-elle-V2-srgbtrc.icc", 72.0)  # default U16 may be linear
     node = document.createNode("Paint", "paintlayer")
     document.rootNode().addChildNode(node, None)
     bgra = bytearray(rgba)
@@ -61,6 +62,7 @@ def _protect(app, config, depth, out):
         "new_name": new.name(),
         "new_depth": new.colorDepth(),
         "new_model": new.colorModel(),
+        "new_profile": new.colorProfile(),
         "source_unchanged": bytes(node.pixelData(*box)) == before,
     }
     for name, data in (("before", before), ("after", bytes(new.pixelData(*box)))):
@@ -159,6 +161,164 @@ def _exports(app, config, out):
     return written
 
 
+def _node_record(node):
+    return {"name": node.name(), "type": node.type(), "visible": node.visible(), "opacity": node.opacity(),
+            "blending": node.blendingMode(), "inherit_alpha": node.inheritAlpha(), "locked": node.locked(),
+            "alpha_locked": node.alphaLocked(), "masks": [child.type() for child in node.childNodes()],
+            "space": [node.colorModel(), node.colorDepth(), node.colorProfile()]}
+
+
+def _try(record, name, function):
+    """One sub-scenario: its result or its traceback, so one failure does not hide the others."""
+    record["running"] = name  # if Krita crashes, progress.json says where
+    _progress(record)
+    try:
+        record[name] = function()
+    except Exception:  # noqa: BLE001 - reported in the verdict
+        record[name] = {"error": traceback.format_exc()}
+    record.pop("running")
+    _progress(record)
+
+
+def _progress(record):
+    out = json.load(open(os.environ["FIXATIVE_KRITA_DRIVER"]))["out"]
+    with open(os.path.join(out, "progress.json"), "w") as handle:
+        json.dump(record, handle, indent=1)
+
+
+def _compositing(app, config, out):
+    """Issue 14 items 1-4, 6, 10 in real Krita (fake engine: exact, fast)."""
+    import fixative_krita
+    from fixative_krita.qt import QByteArray
+    from krita import Selection
+
+    options = config["options"]
+    record = {}
+    documents_before = len(app.documents())
+
+    def properties_and_masks():
+        document, node = _make_document(app, config, "U8")
+        node.setOpacity(128)
+        node.setBlendingMode("multiply")
+        node.setInheritAlpha(True)
+        mask = document.createNode("Soft edge", "transparencymask")
+        node.addChildNode(mask, None)
+        box = _bounds(node)
+        before = bytes(node.pixelData(*box))
+        new = fixative_krita.protect_layer(document, node, options)
+        result = {"new": _node_record(new), "source": _node_record(node), "names": _layer_names(document),
+                  "source_unchanged": bytes(node.pixelData(*box)) == before}
+        result["undone"] = fixative_krita.undo_protection(document)
+        result["after_undo"] = {"names": _layer_names(document), "source": _node_record(node)}
+        return result
+
+    def keep_visible():
+        document, node = _make_document(app, config, "U8")
+        fixative_krita.protect_layer(document, node, options, keep_original_visible=True)
+        return {"names": _layer_names(document), "source": _node_record(node)}
+
+    def selection():
+        document, node = _make_document(app, config, "U8")
+        x, y, w, h = config["selection_box"]
+        chosen = Selection()
+        chosen.select(x, y, w, h, 255)
+        document.setSelection(chosen)
+        box = _bounds(node)
+        new = fixative_krita.protect_layer(document, node, options)
+        with open(os.path.join(out, "selection-before.raw"), "wb") as handle:
+            handle.write(bytes(node.pixelData(*box)))
+        with open(os.path.join(out, "selection-after.raw"), "wb") as handle:
+            handle.write(bytes(new.pixelData(*box)))
+        return {"box": box, "new_bounds": _bounds(new)}
+
+    def group():
+        document, node = _make_document(app, config, "U8")
+        group = document.createNode("Group", "grouplayer")
+        document.rootNode().addChildNode(group, node)
+        inner = document.createNode("Inner", "paintlayer")
+        group.addChildNode(inner, None)
+        inner.setPixelData(node.pixelData(*_bounds(node)), *_bounds(node))
+        node.setVisible(False)
+        group.setOpacity(200)
+        document.refreshProjection()
+        document.waitForDone()
+        new_group = fixative_krita.protect_layer(document, group, options)
+        return {"group": _node_record(new_group), "group_source": _node_record(group),
+                "names": _layer_names(document)}
+
+    def vector():
+        """An empty vector layer is accepted as a layer kind (projection path) and refused for
+        having no pixels. (addShapesFromSvg crashes kritarunner 5.1.5: no canvas.)"""
+        document, _node = _make_document(app, config, "U8")
+        vector = document.createVectorLayer("Shapes")
+        document.rootNode().addChildNode(vector, None)
+        try:
+            fixative_krita.protect_layer(document, vector, options)
+        except fixative_krita.LayerError as exc:
+            return {"type": vector.type(), "layer_error": str(exc)}
+        return {"type": vector.type(), "layer_error": None}
+
+    def visible_image():
+        document, node = _make_document(app, config, "U8")
+        new = fixative_krita.protect_visible_image(document, options)
+        return {"new": _node_record(new), "names": _layer_names(document), "bounds": _bounds(new),
+                "source": _node_record(node)}
+
+    def colour(model_depth_profile, name):
+        def run():
+            model, depth, profile = model_depth_profile
+            width, height = config["doc_size"]
+            document = app.createDocument(width, height, name, model, depth, profile, 72.0)
+            node = document.createNode("Paint", "paintlayer")
+            document.rootNode().addChildNode(node, None)
+            x, y, w, h = config["layer_box"]
+            size = {"U8": 1, "U16": 2, "F16": 2, "F32": 4}[depth]
+            import struct
+            if depth == "F32":
+                values = [((i % 4 == 3) and 1.0) or (i % 97) / 80.0 for i in range(w * h * 4)]  # some > 1
+                data = struct.pack(f"<{len(values)}f", *values)
+            else:
+                data = bytes((i * 7) % 251 for i in range(w * h * 4 * size))
+                data = b"".join(data[i:i + 4 * size - size] + b"\xff" * size
+                                for i in range(0, len(data), 4 * size))
+            node.setPixelData(QByteArray(data), x, y, w, h)
+            box = _bounds(node)
+            before = bytes(node.pixelData(*box))
+            new = fixative_krita.protect_layer(document, node, options)
+            after = bytes(new.pixelData(*box))
+            with open(os.path.join(out, f"{name}-before.raw"), "wb") as handle:
+                handle.write(before)
+            with open(os.path.join(out, f"{name}-after.raw"), "wb") as handle:
+                handle.write(after)
+            return {"new": _node_record(new), "source_unchanged": bytes(node.pixelData(*box)) == before,
+                    "box": box, "changed_bytes": sum(1 for a, b in zip(before, after, strict=True) if a != b)}
+        return run
+
+    _try(record, "properties_and_masks", properties_and_masks)
+    _try(record, "keep_visible", keep_visible)
+    _try(record, "selection", selection)
+    _try(record, "group", group)
+    _try(record, "visible_image", visible_image)
+    _try(record, "f32_linear", colour(("RGBA", "F32", "sRGB-elle-V2-g10.icc"), "f32_linear"))
+    _try(record, "u16_rec2020", colour(("RGBA", "U16", "Rec2020-elle-V4-g10.icc"), "u16_rec2020"))
+    from fixative_krita.qt import process_events
+
+    process_events()  # Krita 5.2+ may finish closing a document in the event loop
+    record["scratch_documents_left"] = [document.name() for document in app.documents()
+                                        if document.name() == "fixative-colour"]
+    record["documents"] = [len(app.documents()), documents_before]
+
+    def settings():
+        from fixative_krita import settings as panel_settings
+
+        panel_settings.save({"intensity": "high", "keep_original_visible": True})
+        return panel_settings.load()
+
+    _try(record, "settings", settings)
+    _try(record, "vector", vector)  # last: a crash here loses nothing else
+    return record
+
+
 def main(*_args):
     config_path = os.environ["FIXATIVE_KRITA_DRIVER"]
     with open(config_path) as handle:
@@ -178,6 +338,8 @@ def main(*_args):
             verdict["panel"] = _panel()
         if config.get("gray"):
             verdict["gray"] = _gray(app, config)
+        if config.get("compositing"):
+            verdict["compositing"] = _compositing(app, config, out)
         if config.get("exports"):
             verdict["exports"] = _exports(app, config, out)
         if config.get("engine_stopped"):

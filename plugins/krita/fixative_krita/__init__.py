@@ -2,6 +2,8 @@
 
 Scripting entry points (also usable under ``kritarunner``, where there is no active document):
 ``protect_layer(document, node, options, wait=True)`` and ``protect_active_layer(options)``;
+``protect_visible_image(document, options)`` adds the merged picture as one protected layer;
+``undo_protection(document)`` undoes the last protection in one step;
 ``export_protected(document, path, options)`` saves a protected PNG/JPEG/WebP.
 """
 
@@ -11,9 +13,17 @@ import os
 
 from ._common import fixative_client
 from .export import export_protected
-from .job import LayerError, ProtectJob, protect_active_layer, protect_layer
+from .job import (
+    LayerError,
+    ProtectJob,
+    protect_active_layer,
+    protect_layer,
+    protect_visible_image,
+    undo_protection,
+)
 
-__all__ = ["protect_layer", "protect_active_layer", "export_protected", "ProtectJob", "LayerError",
+__all__ = ["protect_layer", "protect_active_layer", "protect_visible_image", "undo_protection",
+           "export_protected", "ProtectJob", "LayerError",
            "FixativeClientError", "DOCK_ID"]
 
 FixativeClientError = fixative_client.FixativeClientError

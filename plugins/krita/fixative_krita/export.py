@@ -12,31 +12,28 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from . import optout, pixels
+from . import optout
 from ._common import fixative_png
-from .job import FixativeClientError, LayerError, LayerSnapshot, ProtectJob
+from .job import FixativeClientError, LayerError, LayerSnapshot, ProtectJob, read_visible_image
 from .qt import QImage
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
 def read_flattened(document: Any) -> LayerSnapshot:
-    """The document's merged image as RGBA pixels (GUI thread)."""
+    """The document's merged image as sRGB RGBA pixels (GUI thread): images in other colour
+    spaces (grey, CMYK, wide-gamut or linear profiles) are converted to sRGB by Krita."""
     if document is None:
         raise LayerError("Open a document first: Export Protected saves the open image.")
-    model, depth = document.colorModel(), document.colorDepth()
-    if model != "RGBA":
-        raise LayerError(f"Export Protected works on RGB images; this one is {model}. Convert it "
-                         "(Image › Convert Image Color Space) or export a copy.")
-    try:
-        pixels.check_depth(depth)
-    except pixels.PixelError as exc:
-        raise LayerError(str(exc)) from None
-    width, height = document.width(), document.height()
-    raw = bytes(document.pixelData(0, 0, width, height))
-    profile = document.colorProfile()
-    return LayerSnapshot(0, 0, width, height, depth, model, profile, raw,
-                         depth in ("F16", "F32") and pixels.is_linear_profile(profile))
+    return read_visible_image(document, use_selection=False)
+
+
+def srgb_note(snapshot: LayerSnapshot) -> str | None:
+    """What the artist should know when the exported file is not in the document's colour space."""
+    if snapshot.converted_from is None:
+        return None
+    return (f"The image ({snapshot.converted_from}) was converted to sRGB for the export: the file is "
+            "sRGB, as web browsers and social sites expect.")
 
 
 def encode_protected(path: str, samples: bytes, bit_depth: int, width: int, height: int,
@@ -111,7 +108,11 @@ def export_protected(document: Any, path: str, options: dict, wait: bool = True,
                                job.snapshot.height, quality, optout_metadata=credentials, sign=sign)
 
     job = ProtectJob(document, None, options, apply_result=save, **kwargs)
-    job.start(read_flattened(document))
+    snapshot = read_flattened(document)
+    note = srgb_note(snapshot)
+    if note:
+        job.notes.append(note)
+    job.start(snapshot)
     if not wait:
         return job
     job.wait()

@@ -14,14 +14,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from . import pixels
+from . import colour, pixels
 from ._common import fixative_client, fixative_plugin
 from .qt import QByteArray, QTimer, process_events
 
 FixativeClientError = fixative_client.FixativeClientError
-SRGB_PROFILE = "sRGB-elle-V2-srgbtrc.icc"
-CONVERTIBLE_MODELS = ("GRAYA", "CMYKA", "LABA", "XYZA", "YCbCrA")
+SRGB_PROFILE = colour.SRGB_PROFILE
 POLL_INTERVAL_MS = 60
+# Layers whose own pixels are protected (their masks are copied along with the layer).
+PIXEL_LAYERS = ("paintlayer",)
+# Layers without editable pixels of their own: their masks-applied projection is protected and
+# the result becomes a paint layer in their place.
+MERGED_LAYERS = ("grouplayer", "vectorlayer", "filelayer", "clonelayer", "filllayer")
+# Layer properties the protected copy carries over (getter, setter).
+CARRIED_PROPERTIES = (("opacity", "setOpacity"), ("blendingMode", "setBlendingMode"),
+                      ("inheritAlpha", "setInheritAlpha"), ("alphaLocked", "setAlphaLocked"),
+                      ("visible", "setVisible"), ("locked", "setLocked"))
+VISIBLE_IMAGE_NAME = "Visible image"
 
 
 class LayerError(fixative_plugin.PluginError):
@@ -30,7 +39,15 @@ class LayerError(fixative_plugin.PluginError):
 
 @dataclass
 class LayerSnapshot:
-    """The pixels sent to the engine and where they came from (read on the GUI thread)."""
+    """The pixels sent to the engine and where they came from (read on the GUI thread).
+
+    ``x, y, width, height``: the area sent (the layer inside the image, or the selection's
+    bounding box). ``raw`` is RGBA in ``depth`` / ``profile``. When the source is in another
+    colour space, ``source_space`` and ``source_raw`` hold its own pixels of that area, and the
+    engine's change is converted back and added to them (``converted_from`` says from what).
+    ``merged``: the pixels are a projection (group, vector layer, visible image); ``full_box`` /
+    ``full_raw`` then hold the whole projection, which the new paint layer gets first.
+    """
 
     x: int
     y: int
@@ -42,6 +59,11 @@ class LayerSnapshot:
     raw: bytes
     linear: bool
     converted_from: str | None = None
+    source_space: tuple | None = None
+    source_raw: bytes | None = None
+    merged: bool = False
+    full_box: tuple | None = None
+    full_raw: bytes | None = None
 
 
 def _krita():
@@ -78,43 +100,121 @@ def node_is_in_document(node: Any) -> bool:
         return False
 
 
-def read_layer(document: Any, node: Any) -> LayerSnapshot:
-    """The layer's pixels inside the image bounds, as RGBA; other colour models on a copy."""
+def _rect_tuple(rect: Any) -> tuple[int, int, int, int]:
+    return (rect.x(), rect.y(), rect.width(), rect.height())
+
+
+def selection_box(document: Any) -> Any:
+    """The bounding box of the document's active selection as a QRect, or None without one."""
+    from .qt import QtCore
+
+    selection = document.selection() if hasattr(document, "selection") else None
+    if selection is None or selection.width() <= 0 or selection.height() <= 0:
+        return None
+    return QtCore.QRect(selection.x(), selection.y(), selection.width(), selection.height())
+
+
+def _sub_area(raw: bytes, full: tuple, area: tuple, pixel_bytes: int) -> bytes:
+    """The rows of ``area`` cut out of ``raw``, which covers ``full`` (both x, y, w, h)."""
+    fx, fy, fw, _fh = full
+    x, y, w, h = area
+    rows = []
+    for row in range(y - fy, y - fy + h):
+        start = (row * fw + (x - fx)) * pixel_bytes
+        rows.append(raw[start:start + w * pixel_bytes])
+    return b"".join(rows)
+
+
+def _pixel_bytes(model: str, depth: str) -> int:
+    channels = {"GRAYA": 2, "CMYKA": 5}.get(model, 4)
+    return channels * pixels.sample_bytes(depth)
+
+
+def read_layer(document: Any, node: Any, use_selection: bool = True) -> LayerSnapshot:
+    """The layer's pixels inside the image (or the active selection's box) as sRGB RGBA.
+
+    Paint layers give their own pixels; groups, vector, file, clone and fill layers give their
+    projection (masks applied). Other colour spaces are converted by Krita in a scratch document.
+    """
     if document is None:
         raise LayerError("Open a document first: Fixative protects a layer of the open image.")
     if node is None:
-        raise LayerError("Select a paint layer to protect.")
-    if node.type() != "paintlayer":
-        raise LayerError(f"Fixative protects paint layers; '{node.name()}' is a {node.type()}. Convert it to a paint "
-                         "layer (Layer › Convert) or select another layer.")
-    bounds = node.bounds().intersected(_image_rect(document))
+        raise LayerError("Select a layer to protect.")
+    kind = node.type()
+    if kind not in PIXEL_LAYERS + MERGED_LAYERS:
+        raise LayerError(f"Fixative protects layers, not a {kind or 'node of this kind'} ('{node.name()}'); "
+                         "select the layer itself.")
+    merged = kind in MERGED_LAYERS
+    image = _image_rect(document)
+    bounds = (node.bounds() if not merged else _projection_bounds(node, image)).intersected(image)
     if bounds.isEmpty():
         raise LayerError(f"Layer '{node.name()}' has no pixels inside the image: nothing to protect.")
-    depth, model = node.colorDepth(), node.colorModel()
-    try:
-        pixels.check_depth(depth)
-    except pixels.PixelError as exc:
-        raise LayerError(str(exc)) from None
-    source, converted_from = node, None
-    if model != "RGBA":
-        if model not in CONVERTIBLE_MODELS:
-            raise LayerError(f"Fixative cannot read {model} layers; convert the layer to RGB "
-                             "(Image › Convert Layer Color Space).")
-        source = node.duplicate()  # convert a detached copy: the artist's layer is never touched
-        if source is None or not source.setColorSpace("RGBA", depth, SRGB_PROFILE):
-            raise LayerError(f"Could not convert the {model} layer '{node.name()}' to RGB; convert it yourself "
-                             "(Image › Convert Layer Color Space) and try again.")
-        converted_from = model
-    profile = source.colorProfile()
-    raw = bytes(source.pixelData(bounds.x(), bounds.y(), bounds.width(), bounds.height()))
-    expected = bounds.width() * bounds.height() * pixels.bytes_per_pixel(depth)
+    full = bounds
+    box = selection_box(document) if use_selection else None
+    if box is not None:
+        bounds = bounds.intersected(box)
+        if bounds.isEmpty():
+            raise LayerError(f"The selection does not touch layer '{node.name()}': select part of it, "
+                             "or deselect (Select › Deselect) to protect the whole layer.")
+    space = _space_of(document if merged else node)
+    read = (lambda rect: node.projectionPixelData(*_rect_tuple(rect))) if merged else \
+        (lambda rect: node.pixelData(*_rect_tuple(rect)))
+    full_raw = bytes(read(full)) if merged else None
+    if merged and not full_raw.strip(b"\0"):
+        raise LayerError(f"Layer '{node.name()}' has no pixels inside the image: nothing to protect.")
+    raw = _sub_area(full_raw, _rect_tuple(full), _rect_tuple(bounds), _pixel_bytes(*space[:2])) \
+        if merged else bytes(read(bounds))
+    return snapshot_of(raw, bounds, space, node.name(), merged,
+                       _rect_tuple(full) if merged else None, full_raw)
+
+
+def _projection_bounds(node: Any, image: Any) -> Any:
+    """Groups and vector layers report their content's bounds; fall back to the whole image."""
+    rect = node.bounds()
+    return rect if rect is not None and not rect.isEmpty() else image
+
+
+def _space_of(owner: Any) -> tuple[str, str, str]:
+    return (owner.colorModel(), owner.colorDepth(), owner.colorProfile())
+
+
+def snapshot_of(raw: bytes, bounds: Any, space: tuple, name: str, merged: bool = False,
+                full_box: tuple | None = None, full_raw: bytes | None = None) -> LayerSnapshot:
+    """A LayerSnapshot of ``raw`` pixels in colour space ``space``, converted for the engine."""
+    model, depth, profile = space
+    if depth not in pixels.DEPTHS:
+        raise LayerError(f"Fixative cannot read {depth} layers ('{name}'); convert the layer to 8- or 16-bit "
+                         "integer or 16/32-bit float (Image › Convert Layer Color Space).")
+    expected = bounds.width() * bounds.height() * _pixel_bytes(model, depth)
     if len(raw) != expected:
-        raise LayerError(f"Krita returned {len(raw)} bytes for layer '{node.name()}', expected "
-                         f"{expected}; the layer format is not supported.")
-    return LayerSnapshot(bounds.x(), bounds.y(), bounds.width(), bounds.height(), depth,
-                         source.colorModel(), profile, raw,
-                         depth in ("F16", "F32") and pixels.is_linear_profile(profile),
-                         converted_from)
+        raise LayerError(f"Krita returned {len(raw)} bytes for layer '{name}', expected {expected}; "
+                         "the layer format is not supported.")
+    x, y, width, height = _rect_tuple(bounds)
+    if not colour.needs_conversion(model, depth, profile):
+        return LayerSnapshot(x, y, width, height, depth, model, profile, raw,
+                             depth in ("F16", "F32") and pixels.is_linear_profile(profile),
+                             merged=merged, full_box=full_box, full_raw=full_raw)
+    target = colour.engine_space(depth)
+    try:
+        (converted,) = colour.convert_pixels([raw], width, height, space, target)
+    except ValueError as exc:
+        raise LayerError(f"Could not convert layer '{name}' ({model} {depth}, {profile}) to sRGB: {exc} "
+                         "Convert it yourself (Image › Convert Layer Color Space) and try again.") from None
+    return LayerSnapshot(x, y, width, height, target[1], "RGBA", target[2], converted, False,
+                         converted_from=f"{model} {depth} {profile}", source_space=tuple(space),
+                         source_raw=raw, merged=merged, full_box=full_box, full_raw=full_raw)
+
+
+def result_in_source_space(snapshot: LayerSnapshot, raw: bytes) -> bytes:
+    """The engine's result as pixels of the source's own colour space (unchanged pixels identical)."""
+    if snapshot.source_space is None:
+        return raw
+    back_result, back_sent = colour.convert_pixels([raw, snapshot.raw], snapshot.width, snapshot.height,
+                                                   (snapshot.model, snapshot.depth, snapshot.profile),
+                                                   snapshot.source_space)
+    model, depth = snapshot.source_space[:2]
+    return pixels.add_difference(snapshot.source_raw, back_sent, back_result, depth,
+                                 _pixel_bytes(model, depth) // pixels.sample_bytes(depth))
 
 
 def _image_rect(document: Any):
@@ -123,19 +223,113 @@ def _image_rect(document: Any):
     return QtCore.QRect(0, 0, document.width(), document.height())
 
 
-def add_result_layer(document: Any, source: Any, snapshot: LayerSnapshot, raw: bytes) -> Any:
-    """A new paint layer 'NAME (protected)' right above ``source``, added as one undo step."""
-    name = f"{source.name()} (protected)"
-    new_node = document.createNode(name, "paintlayer")
-    if (new_node.colorModel(), new_node.colorDepth(), new_node.colorProfile()) != (
-            snapshot.model, snapshot.depth, snapshot.profile):
-        new_node.setColorSpace(snapshot.model, snapshot.depth, snapshot.profile)
-    new_node.setPixelData(QByteArray(raw), snapshot.x, snapshot.y, snapshot.width, snapshot.height)
+@dataclass
+class Protection:
+    """What one protection changed, so ``undo_protection`` can put it back in one step."""
+
+    document: Any
+    protected: Any
+    original: Any = None
+    original_name: str = ""
+    original_visible: bool = True
+
+
+HISTORY: list[Protection] = []
+
+
+def add_result_layer(document: Any, source: Any, snapshot: LayerSnapshot, raw: bytes,
+                     keep_original_visible: bool = False) -> Any:
+    """The protected copy 'NAME (protected)' right above ``source``, in its place.
+
+    A paint layer is duplicated (its opacity, blending mode, inherit alpha, locks, visibility and
+    masks come along) and the protected pixels replace the duplicate's in the sent area only.
+    Other layers become a paint layer with their projection and the same properties. Unless
+    ``keep_original_visible``, the source is hidden and renamed 'NAME (original)', untouched.
+    """
+    name = source.name()
+    out = result_in_source_space(snapshot, raw)
+    if snapshot.merged:
+        new_node = document.createNode(f"{name} (protected)", "paintlayer")
+        for getter, setter in CARRIED_PROPERTIES:
+            if hasattr(source, getter) and getter != "locked":
+                getattr(new_node, setter)(getattr(source, getter)())
+        new_node.setPixelData(QByteArray(snapshot.full_raw), *snapshot.full_box)
+    else:
+        new_node = source.duplicate()
+        if new_node is None:
+            raise LayerError(f"Krita could not copy layer '{name}'.")
+        new_node.setName(f"{name} (protected)")
+    new_node.setPixelData(QByteArray(out), snapshot.x, snapshot.y, snapshot.width, snapshot.height)
+    if snapshot.merged and hasattr(source, "locked"):
+        new_node.setLocked(source.locked())
     parent = source.parentNode()
     if parent is None or not parent.addChildNode(new_node, source):
         raise LayerError("Could not add the protected layer to the document.")
+    record = Protection(document, new_node, source, name, source.visible())
+    if not keep_original_visible:
+        source.setVisible(False)
+        source.setName(f"{name} (original)")
+    HISTORY.append(record)
     document.refreshProjection()
     return new_node
+
+
+def add_visible_image_layer(document: Any, snapshot: LayerSnapshot, raw: bytes) -> Any:
+    """The protected merged picture as one new top layer 'Visible image (protected)'."""
+    new_node = document.createNode(f"{VISIBLE_IMAGE_NAME} (protected)", "paintlayer")
+    new_node.setPixelData(QByteArray(snapshot.full_raw), *snapshot.full_box)
+    new_node.setPixelData(QByteArray(result_in_source_space(snapshot, raw)), snapshot.x, snapshot.y,
+                          snapshot.width, snapshot.height)
+    if not document.rootNode().addChildNode(new_node, None):
+        raise LayerError("Could not add the protected layer to the document.")
+    HISTORY.append(Protection(document, new_node))
+    document.refreshProjection()
+    return new_node
+
+
+def read_visible_image(document: Any, use_selection: bool = True) -> LayerSnapshot:
+    """The whole picture as shown (all visible layers merged), or the selection's box of it."""
+    if document is None:
+        raise LayerError("Open a document first: Fixative protects the open image.")
+    image = _image_rect(document)
+    box = selection_box(document) if use_selection else None
+    bounds = image.intersected(box) if box is not None else image
+    if bounds.isEmpty():
+        raise LayerError("The selection lies outside the image: nothing to protect.")
+    space = _space_of(document)
+    full_raw = bytes(document.pixelData(*_rect_tuple(image)))
+    raw = _sub_area(full_raw, _rect_tuple(image), _rect_tuple(bounds), _pixel_bytes(*space[:2]))
+    return snapshot_of(raw, bounds, space, VISIBLE_IMAGE_NAME, True, _rect_tuple(image), full_raw)
+
+
+def _is_document(first: Any, second: Any) -> bool:
+    """The very same document (libkis compares the wrapped KisDocument; file names may repeat)."""
+    try:
+        return first is second or bool(first == second)
+    except TypeError:
+        return False
+
+
+def undo_protection(document: Any) -> bool:
+    """Undo the last protection of ``document`` in one step: remove the protected layer, give the
+    original back its name and visibility. False when there is nothing (left) to undo.
+
+    Krita's scripting API does not record layer changes on Edit › Undo, so this is Fixative's own
+    undo (menu: Tools › Scripts › Undo Last Protection)."""
+    for index in range(len(HISTORY) - 1, -1, -1):
+        record = HISTORY[index]
+        if not _is_document(record.document, document):
+            continue
+        del HISTORY[index]
+        if not node_is_in_document(record.protected):
+            return False
+        record.protected.remove()
+        if record.original is not None and node_is_in_document(record.original):
+            record.original.setName(record.original_name)
+            record.original.setVisible(record.original_visible)
+        document.refreshProjection()
+        return True
+    return False
 
 
 class ProtectJob:
@@ -150,8 +344,10 @@ class ProtectJob:
                  on_status: Callable[[str], None] | None = None,
                  on_progress: Callable[[float, str, float | None], None] | None = None,
                  on_done: Callable[[ProtectJob], None] | None = None,
-                 apply_result: Callable[[ProtectJob, bytes], Any] | None = None) -> None:
+                 apply_result: Callable[[ProtectJob, bytes], Any] | None = None,
+                 keep_original_visible: bool = False, use_selection: bool = True) -> None:
         self.document, self.node, self.options = document, node, dict(options or {})
+        self.keep_original_visible, self.use_selection = keep_original_visible, use_selection
         self.client = client or fixative_client.FixativeClient()
         self.style_image, self.anchor = style_image, anchor
         self.on_status, self.on_progress, self.on_done = on_status, on_progress, on_done
@@ -174,7 +370,7 @@ class ProtectJob:
     # -- GUI thread -----------------------------------------------------------------------
     def start(self, snapshot: LayerSnapshot | None = None) -> ProtectJob:
         """Reads the pixels now (GUI thread) and starts the worker; raises LayerError at once."""
-        self.snapshot = snapshot or read_layer(self.document, self.node)
+        self.snapshot = snapshot or read_layer(self.document, self.node, self.use_selection)
         self.state = "running"
         self._timer = QTimer()
         self._timer.setInterval(POLL_INTERVAL_MS)
@@ -233,7 +429,7 @@ class ProtectJob:
         self.result_raw = raw
         try:
             self.result_node = self.apply_result(self, raw)
-        except FixativeClientError as exc:
+        except (FixativeClientError, ValueError) as exc:  # ValueError: a colour conversion failed
             self._finish("failed", exc)
             return
         self._finish("done", None)
@@ -242,7 +438,8 @@ class ProtectJob:
         if not node_is_in_document(self.node):
             raise LayerError("The source layer was deleted during the protection; the result "
                              "was discarded.")
-        return add_result_layer(self.document, self.node, self.snapshot, raw)
+        return add_result_layer(self.document, self.node, self.snapshot, raw,
+                                self.keep_original_visible)
 
     def _finish(self, state: str, error: Exception | None) -> None:
         self.state, self.error = state, error
@@ -291,6 +488,23 @@ def protect_layer(document: Any, node: Any, options: dict, wait: bool = True, **
     (a FixativeClientError subclass) if it did not succeed; the document is then unchanged.
     """
     job = ProtectJob(document, node, options, **kwargs).start()
+    if not wait:
+        return job
+    job.wait()
+    if job.state != "done":
+        raise job.error or fixative_client.Cancelled("Protection cancelled.")
+    return job.result_node
+
+
+def protect_visible_image(document: Any, options: dict, wait: bool = True,
+                          use_selection: bool = True, **kwargs: Any) -> Any:
+    """Protect the picture as shown (all visible layers merged) as one new top layer, the
+    "before posting" case; the layers themselves stay as they are. Returns the layer (or the job)."""
+    def add(job: ProtectJob, raw: bytes) -> Any:
+        return add_visible_image_layer(job.document, job.snapshot, raw)
+
+    job = ProtectJob(document, None, options, apply_result=add, **kwargs)
+    job.start(read_visible_image(document, use_selection))
     if not wait:
         return job
     job.wait()

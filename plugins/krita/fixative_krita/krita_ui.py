@@ -8,11 +8,12 @@ from krita import DockWidget, Extension, Krita
 
 from .export import FORMATS, export_protected
 from .export_dialog import ask_export_path
-from .job import LayerError, ProtectJob, protect_layer
+from .job import LayerError, ProtectJob, protect_layer, undo_protection
 from .panel import ProtectPanel
 from .qt import QtWidgets
 
 DOCK_TITLE = "Protect for Web"
+DOCK_ID = "fixative_protect_dock"
 _panels: list[ProtectPanel] = []
 
 
@@ -41,10 +42,24 @@ class ProtectDock(DockWidget):
         self.panel = ProtectPanel(active_target, parent=self)
         self.setWidget(self.panel)
         _panels.append(self.panel)
-        self.panel.connect_engine(start=True)
+        # No engine start here: Krita creates dockers when a window opens. The panel starts it
+        # when first shown (or on the first Protect), saying "starting engine…".
 
     def canvasChanged(self, canvas: Any) -> None:  # required by DockWidget
         pass
+
+
+def show_dock() -> bool:
+    """Show and raise the Protect for Web dock of the active window (the menu action's feedback)."""
+    window = Krita.instance().activeWindow()
+    if window is None:
+        return False
+    for dock in window.dockers():
+        if dock.objectName() == DOCK_ID or dock.windowTitle() == DOCK_TITLE:
+            dock.show()
+            dock.raise_()
+            return True
+    return False
 
 
 def _message(text: str, title: str = "Fixative") -> None:
@@ -67,12 +82,20 @@ class FixativeExtension(Extension):
         export = window.createAction("fixative_export_protected", "Export Protected for Web…",
                                      "tools/scripts")
         export.triggered.connect(self.export_protected)
+        undo = window.createAction("fixative_undo_protection", "Undo Last Protection", "tools/scripts")
+        undo.triggered.connect(self.undo_protection)
+
+    def undo_protection(self) -> None:
+        document = Krita.instance().activeDocument()
+        if document is None or not undo_protection(document):
+            _message("No Fixative protection to undo in this image.")
 
     def _options(self) -> dict:
         panel = current_panel()
         return panel.options() if panel is not None else {}
 
     def protect_layer(self) -> None:
+        show_dock()
         panel = current_panel()
         if panel is not None:  # the dock shows progress, preview and errors
             panel.protect()

@@ -12,11 +12,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from . import settings
 from ._common import fixative_client, fixative_options, fixative_plugin
-from .job import LayerError, ProtectJob
+from .job import LayerError, ProtectJob, read_visible_image
 from .qt import QImage, QPixmap, Qt, QTimer, QtWidgets
 
 CHOOSE_IMAGE = "Choose image…"
+KEEP_ORIGINAL_LABEL = "Keep original visible"
+KEEP_ORIGINAL_TIP = ("Off (default): the original layer is hidden and renamed 'NAME (original)' and the "
+                     "protected copy takes its place, so the picture looks the same. On: both stay visible.")
 AUTO_STYLE = "Auto (far from yours)"
 # Fields the panel's own logic reads; their widgets are also attributes (``panel.mode``).
 NAMED_FIELDS = ("mode", "intensity", "quality", "robustness", "target_style", "concept",
@@ -74,7 +78,11 @@ class ProtectPanel(QtWidgets.QWidget):
         self.style_image_name: str | None = None
         self.last_error: str | None = None
         self._calls: list[QTimer] = []
+        self._engine_asked = False
+        self._restoring = True
         self._build()
+        self.restore_settings()
+        self._restoring = False
         self._update_enabled()
         self._set_running(False)
 
@@ -144,10 +152,17 @@ class ProtectPanel(QtWidgets.QWidget):
     def _build(self) -> None:
         self.form_box = self._build_fields()
 
+        self.keep_original = QtWidgets.QCheckBox(KEEP_ORIGINAL_LABEL, self)
+        self.keep_original.setToolTip(KEEP_ORIGINAL_TIP)
+        self.keep_original.toggled.connect(self._update_enabled)
         self.protect_button = QtWidgets.QPushButton("Protect layer", self)
+        self.protect_visible_button = QtWidgets.QPushButton("Protect visible image", self)
+        self.protect_visible_button.setToolTip("Adds the whole picture as shown, merged, as one protected "
+                                               "layer on top (the 'before posting' case).")
         self.cancel_button = QtWidgets.QPushButton("Cancel", self)
         buttons = QtWidgets.QHBoxLayout()
         buttons.addWidget(self.protect_button)
+        buttons.addWidget(self.protect_visible_button)
         buttons.addWidget(self.cancel_button)
 
         self.progress = QtWidgets.QProgressBar(self)
@@ -163,6 +178,7 @@ class ProtectPanel(QtWidgets.QWidget):
 
         layout = QtWidgets.QVBoxLayout(self)
         layout.addWidget(self.form_box)
+        layout.addWidget(self.keep_original)
         layout.addLayout(buttons)
         layout.addWidget(self.progress)
         layout.addWidget(self.stage)
@@ -170,8 +186,36 @@ class ProtectPanel(QtWidgets.QWidget):
         layout.addWidget(self.preview)
         layout.addStretch(1)
 
-        self.protect_button.clicked.connect(self.protect)
+        self.protect_button.clicked.connect(lambda: self.protect())
+        self.protect_visible_button.clicked.connect(lambda: self.protect(visible_image=True))
         self.cancel_button.clicked.connect(self.cancel)
+
+    # -- remembered settings -------------------------------------------------------------------
+    def restore_settings(self) -> None:
+        """The choices of the last session (Krita's settings), where the schema still allows them."""
+        saved = settings.load()
+        for name, value in saved.items():
+            if name in self.fields and name != "target_style":
+                self._set_value(name, value)
+        self.keep_original.setChecked(bool(saved.get("keep_original_visible", False)))
+
+    def save_settings(self) -> None:
+        if self._restoring:
+            return
+        values = {name: value for name, value in self.values().items() if name != "target_style"}
+        values["keep_original_visible"] = self.keep_original.isChecked()
+        settings.save(values)
+
+    # -- start-up: the engine starts when the panel is first shown, not when Krita starts --------
+    def showEvent(self, event: Any) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.ensure_engine()
+
+    def ensure_engine(self) -> None:
+        """Start (or find) the engine once, in the background, saying so."""
+        if not self._engine_asked:
+            self._engine_asked = True
+            self.connect_engine(start=True)
 
     # -- engine status ---------------------------------------------------------------------
     def set_status(self, text: str) -> None:
@@ -247,6 +291,8 @@ class ProtectPanel(QtWidgets.QWidget):
         values = self.values()
         for field in fixative_options.dialog_fields(self.schema):
             self.fields[field["name"]].setEnabled(fixative_options.field_enabled(field, values))
+        if hasattr(self, "keep_original"):
+            self.save_settings()
 
     def _add_style_file_item(self) -> None:
         label = f"Image: {self.style_image_name}"
@@ -295,10 +341,12 @@ class ProtectPanel(QtWidgets.QWidget):
     # -- running -----------------------------------------------------------------------------
     def _set_running(self, running: bool) -> None:
         self.protect_button.setEnabled(not running)
+        self.protect_visible_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
 
-    def protect(self) -> ProtectJob | None:
-        """Start protecting the target layer; returns the job (None when refused at once)."""
+    def protect(self, visible_image: bool = False) -> ProtectJob | None:
+        """Start protecting the target layer (or the visible image); returns the job (None when
+        refused at once)."""
         if self.job is not None and not self.job.finished:
             return self.job
         try:
@@ -313,11 +361,17 @@ class ProtectPanel(QtWidgets.QWidget):
             return None
         document, node = self.target()
         style = self.style_image if self.target_style.currentData() == "file" else None
-        self.job = ProtectJob(document, node, options, client=self.client_factory(),
-                              style_image=style, on_status=self.set_status,
-                              on_progress=self._progressed, on_done=self._done)
+        self.save_settings()
+        extra: dict = {"keep_original_visible": self.keep_original.isChecked()}
+        if visible_image:
+            from .job import add_visible_image_layer
+
+            extra["apply_result"] = lambda job, raw: add_visible_image_layer(job.document, job.snapshot, raw)
+        self.job = ProtectJob(document, None if visible_image else node, options,
+                              client=self.client_factory(), style_image=style, on_status=self.set_status,
+                              on_progress=self._progressed, on_done=self._done, **extra)
         try:
-            self.job.start()
+            self.job.start(read_visible_image(document) if visible_image else None)
         except LayerError as exc:
             self.job = None
             self.status.setText(str(exc))
@@ -327,6 +381,9 @@ class ProtectPanel(QtWidgets.QWidget):
         self.preview.clear()
         self.progress.setValue(0)
         self.stage.setText("starting…")
+        if self.info is None:
+            self._engine_asked = True  # the job starts the engine itself
+            self.set_status("starting engine…")
         self._set_running(True)
         return self.job
 
@@ -358,6 +415,8 @@ class ProtectPanel(QtWidgets.QWidget):
             self.progress.setValue(0)
             self.stage.setText("failed")
             self._show_error(job.error or fixative_client.FixativeClientError("Failed."))
+            if not self.isVisible():  # started from the menu with the dock hidden: say it aloud
+                QtWidgets.QMessageBox.warning(self.window(), "Fixative", self.last_error or "Failed.")
 
     def show_preview(self, png: bytes) -> None:
         image = QImage.fromData(png, "PNG")

@@ -28,6 +28,48 @@ class Node:
         self.parent: Node | None = None
         self.children: list[Node] = []
         self.pixel_reads = 0
+        self.properties = {"opacity": 255, "blendingMode": "normal", "inheritAlpha": False,
+                           "alphaLocked": False, "visible": True, "locked": False}
+
+    # layer properties (set without undo entries, as libkis does)
+    def setName(self, name: str) -> None:
+        self._name = name
+
+    def opacity(self) -> int:
+        return self.properties["opacity"]
+
+    def setOpacity(self, value: int) -> None:
+        self.properties["opacity"] = max(0, min(255, int(value)))
+
+    def blendingMode(self) -> str:
+        return self.properties["blendingMode"]
+
+    def setBlendingMode(self, value: str) -> None:
+        self.properties["blendingMode"] = value
+
+    def inheritAlpha(self) -> bool:
+        return self.properties["inheritAlpha"]
+
+    def setInheritAlpha(self, value: bool) -> None:
+        self.properties["inheritAlpha"] = bool(value)
+
+    def alphaLocked(self) -> bool:
+        return self.properties["alphaLocked"]
+
+    def setAlphaLocked(self, value: bool) -> None:
+        self.properties["alphaLocked"] = bool(value)
+
+    def visible(self) -> bool:
+        return self.properties["visible"]
+
+    def setVisible(self, value: bool) -> None:
+        self.properties["visible"] = bool(value)
+
+    def locked(self) -> bool:
+        return self.properties["locked"]
+
+    def setLocked(self, value: bool) -> None:
+        self.properties["locked"] = bool(value)
 
     # identity and colour space
     def name(self) -> str:
@@ -53,11 +95,16 @@ class Node:
             gray, alpha = self.pixels[..., 0], self.pixels[..., 1]
             converted[..., 0] = converted[..., 1] = converted[..., 2] = gray
             converted[..., 3] = alpha
+        elif self._model == "RGBA" and model == "GRAYA":
+            converted[..., 0] = self.pixels[..., :3].mean(axis=-1).round().astype(converted.dtype)
+            converted[..., 1] = self.pixels[..., 3]
         elif self._model == model:
             converted[...] = self.pixels
         else:
             return False
         self.pixels, self._model, self._depth, self._profile = converted, model, depth, profile
+        # libkis converts with the document's image: Krita records "Convert Layer Color Space"
+        self.document.undo_stack.append(("convert", self._name))
         return True
 
     # pixels
@@ -72,6 +119,13 @@ class Node:
         if self._model == "RGBA" and self._depth in ("U8", "U16"):
             return array[..., [2, 1, 0, 3]]  # B,G,R,A like Krita
         return array
+
+    def projectionPixelData(self, x: int, y: int, w: int, h: int) -> bytes:
+        """Groups: their visible children merged (the top one wins, enough for tests)."""
+        if self._type == "grouplayer" and self.children:
+            visible = [child for child in self.children if child.visible()]
+            return visible[-1].pixelData(x, y, w, h) if visible else bytes(self.pixelData(x, y, w, h))
+        return self.pixelData(x, y, w, h)
 
     def pixelData(self, x: int, y: int, w: int, h: int) -> bytes:
         self.pixel_reads += 1
@@ -102,9 +156,22 @@ class Node:
         return True
 
     def duplicate(self) -> Node:
+        """A detached deep copy: pixels, properties and child masks, like KisNode::clone."""
         copy = Node(self.document, self._name, self._type, self._model, self._depth, self._profile)
         copy.pixels = self.pixels.copy()
+        copy.properties = dict(self.properties)
+        for child in self.children:
+            child_copy = child.duplicate()
+            child_copy.parent = copy
+            copy.children.append(child_copy)
         return copy
+
+    def remove(self) -> bool:
+        if self.parent is None:
+            return False
+        self.parent.children.remove(self)
+        self.parent = None
+        return True
 
     def __eq__(self, other: object) -> bool:
         return self is other
@@ -119,6 +186,8 @@ class Document:
         self._model, self._depth = model, depth
         self._profile = profile or DEFAULT_PROFILE[model]
         self.undo_stack: list[tuple[str, str]] = []
+        self.conversions: list[tuple[str, str, str]] = []
+        self._selection: Selection | None = None
         self.closed = False
         self.refreshes = 0
         self._root = Node(self, "root", "grouplayer", model, depth, self._profile)
@@ -167,16 +236,55 @@ class Document:
     def refreshProjection(self) -> None:
         self.refreshes += 1
 
+    def selection(self) -> Selection | None:
+        return self._selection
+
+    def setSelection(self, selection: Selection | None) -> None:
+        self._selection = selection
+
+    def setColorSpace(self, model: str, depth: str, profile: str) -> bool:
+        """Converts every layer (the fake knows grey -> RGB and same-model depth changes)."""
+        for node in self._root.children:
+            if not node.setColorSpace(model, depth, profile):
+                return False
+        self._model, self._depth, self._profile = model, depth, profile
+        self.conversions.append((model, depth, profile))
+        return True
+
+    def waitForDone(self) -> None:
+        pass
+
     def close(self) -> bool:
         self.closed = True
         Krita.instance().open_documents.remove(self)
         return True
 
 
+class Selection:
+    def __init__(self) -> None:
+        self._box = (0, 0, 0, 0)
+
+    def select(self, x: int, y: int, w: int, h: int, value: int) -> None:
+        self._box = (x, y, w, h)
+
+    def x(self) -> int:
+        return self._box[0]
+
+    def y(self) -> int:
+        return self._box[1]
+
+    def width(self) -> int:
+        return self._box[2]
+
+    def height(self) -> int:
+        return self._box[3]
+
+
 class Krita:
     _instance: Krita | None = None
 
     def __init__(self) -> None:
+        self.settings: dict[tuple[str, str], str] = {}
         self.open_documents: list[Document] = []
         self.extensions: list[Any] = []
         self.dock_factories: list[Any] = []
@@ -202,6 +310,12 @@ class Krita:
         document = Document(width, height, name, model, depth, profile)
         self.open_documents.append(document)
         return document
+
+    def readSetting(self, group: str, name: str, default: str) -> str:
+        return self.settings.get((group, name), default)
+
+    def writeSetting(self, group: str, name: str, value: str) -> None:
+        self.settings[(group, name)] = str(value)
 
     def addExtension(self, extension: Any) -> None:
         self.extensions.append(extension)
