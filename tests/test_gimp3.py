@@ -186,19 +186,33 @@ def check_pixels(original: np.ndarray, protected: np.ndarray, fmt: str, intensit
                         65535 if fmt.endswith("u16") else 255, intensity)
 
 
-def check_protected_layer(case: dict, intensity: str) -> None:
-    """New layer right above the source, same geometry, pixels changed within the budget."""
+COPIED = ("width", "height", "offsets", "type", "opacity", "mode", "lock_position", "lock_alpha",
+          "lock_content", "mask")
+
+
+def layer_named(case: dict, name: str) -> dict:
+    return next(layer for layer in case["after_layers"] if layer["name"] == name)
+
+
+def check_protected_layer(case: dict, intensity: str, keep_visible: bool = False) -> None:
+    """The copy takes the source's place with all its properties; the source is kept untouched
+    below it: hidden and renamed by default, unchanged with keep-original-visible."""
     assert case["status"] == "success", case
     before = {layer["name"]: layer for layer in case["before_layers"]}
     after = [layer["name"] for layer in case["after_layers"]]
-    assert after == ["Top", "Painting (protected)", "Painting", "Background"], after
-    source = next(layer for layer in case["after_layers"] if layer["name"] == "Painting")
-    result = next(layer for layer in case["after_layers"] if layer["name"] == "Painting (protected)")
-    moved = {key: value for key, value in source.items() if key != "position"}
-    assert moved == {key: value for key, value in before["Painting"].items() if key != "position"}
-    assert result["position"] == source["position"] - 1, "not directly above the source"
-    for key in ("width", "height", "offsets", "type"):
-        assert result[key] == source[key], (key, result, source)
+    original_name = "Painting" if keep_visible else "Painting (original)"
+    assert after == ["Top", "Painting (protected)", original_name, "Background"], after
+    source = layer_named(case, original_name)
+    result = layer_named(case, "Painting (protected)")
+    assert source["visible"] is keep_visible, source
+    unchanged = {key: value for key, value in source.items()
+                 if key not in ("position", "name", "visible")}
+    assert unchanged == {key: value for key, value in before["Painting"].items()
+                         if key not in ("position", "name", "visible")}
+    assert result["position"] == before["Painting"]["position"], "not in the source's place"
+    assert result["visible"] is True
+    for key in COPIED:
+        assert result[key] == before["Painting"][key], (key, result, before["Painting"])
 
     pixels = case["pixels"]
     assert pixels["source-after"] == pixels["before"], "the source layer's pixels changed"
@@ -218,13 +232,25 @@ def engine_verdict(gimp_setup, tmp_path_factory):
         rgb16 = deep(painting(size=56))
         cases = [
             {"name": "rgba8", "pixels": with_alpha(painting(size=(88, 72))), "canvas": [130, 110],
-             "offsets": [13, 7], "args": FAST},
+             "offsets": [13, 7], "args": FAST,
+             "setup": {"opacity": 60.0, "mode": "MULTIPLY", "lock_position": True,
+                       "lock_alpha": True, "mask": True}},
             {"name": "rgb16", "pixels": rgb16, "canvas": [80, 70], "offsets": [5, 9],
              "args": FAST},
             {"name": "gray8", "pixels": grey(painting(size=64, box=(0.6, 0.5))),
              "canvas": [70, 70], "offsets": [3, 2], "args": FAST},
+            {"name": "graya16", "pixels": deep(with_alpha(grey(painting(size=40, box=(0.5, 0.2))))),
+             "canvas": [50, 44], "offsets": [4, 1], "args": FAST},
+            {"name": "keepvisible", "pixels": painting(size=40, box=(0.1, 0.1)),
+             "canvas": [44, 44], "offsets": [2, 2], "args": {**FAST, "keep-original-visible": True}},
             {"name": "inplace", "pixels": painting(size=48, box=(0.2, 0.7)), "canvas": [60, 60],
              "offsets": [6, 6], "args": {**FAST, "new-layer": False}},
+            # Image coordinates: layer offsets (5, 3), so the box is x 12..52, y 8..38 of the layer.
+            {"name": "selection", "pixels": painting(size=64, box=(0.4, 0.4)), "canvas": [74, 70],
+             "offsets": [5, 3], "select": [17, 11, 40, 30], "args": FAST},
+            {"name": "selection-inplace", "pixels": painting(size=64, box=(0.7, 0.4)),
+             "canvas": [64, 64], "offsets": [0, 0], "select": [20, 8, 24, 40],
+             "args": {**FAST, "new-layer": False}},
             {"name": "indexed", "pixels": painting(size=40), "canvas": [40, 40],
              "offsets": [0, 0], "convert": "indexed", "args": FAST},
         ]
@@ -238,9 +264,12 @@ def case_named(verdict: dict, name: str) -> dict:
     return case
 
 
-def test_rgba_8bit_layer_with_offsets(engine_verdict):
+def test_rgba_8bit_layer_copy_carries_mask_opacity_mode_and_locks(engine_verdict):
     case = case_named(engine_verdict, "rgba8")
     assert case["precision"].startswith("u8")
+    painting_before = next(layer for layer in case["before_layers"] if layer["name"] == "Painting")
+    assert painting_before["mask"] is not None and painting_before["mode"] == "multiply"
+    assert painting_before["lock_position"] and painting_before["opacity"] == 60.0
     check_protected_layer(case, "default")
 
 
@@ -259,15 +288,58 @@ def test_greyscale_layer(engine_verdict):
     check_protected_layer(case, "default")
 
 
+def test_16bit_grey_alpha_layer(engine_verdict):
+    case = case_named(engine_verdict, "graya16")
+    assert case["base_type"] == "gray" and case["source_format"] == "Y'A u16", case
+    check_protected_layer(case, "default")
+
+
+def test_keep_original_visible_leaves_the_source_as_it_was(engine_verdict):
+    check_protected_layer(case_named(engine_verdict, "keepvisible"), "default", keep_visible=True)
+
+
 def test_in_place_when_new_layer_is_off(engine_verdict):
     case = case_named(engine_verdict, "inplace")
     assert case["status"] == "success", case
     assert case["after_layers"] == case["before_layers"], "no layer may be added"
-    source = next(layer for layer in case["after_layers"] if layer["name"] == "Painting")
+    source = layer_named(case, "Painting")
     fmt = case["source_format"]
     before = as_array(case["pixels"]["before"], fmt, source["width"], source["height"])
     after = as_array(case["pixels"]["source-after"], fmt, source["width"], source["height"])
     check_pixels(before, after, fmt, "default")
+
+
+def check_only_box_changed(before: np.ndarray, after: np.ndarray, box: tuple[int, int, int, int],
+                           fmt: str) -> None:
+    """Inside the box (layer coordinates) protected within budget; outside bit-identical."""
+    x, y, width, height = box
+    outside = np.ones(before.shape[:2], bool)
+    outside[y:y + height, x:x + width] = False
+    np.testing.assert_array_equal(after[outside], before[outside],
+                                  err_msg="pixels outside the selection changed")
+    check_pixels(before[y:y + height, x:x + width], after[y:y + height, x:x + width], fmt,
+                 "default")
+
+
+def test_selection_protects_only_its_bounding_box_in_a_new_layer(engine_verdict):
+    case = case_named(engine_verdict, "selection")
+    assert case["status"] == "success", case
+    source = layer_named(case, "Painting (original)")
+    fmt = case["source_format"]
+    before = as_array(case["pixels"]["before"], fmt, source["width"], source["height"])
+    result = as_array(case["pixels"]["result"], fmt, source["width"], source["height"])
+    assert case["pixels"]["source-after"] == case["pixels"]["before"]
+    check_only_box_changed(before, result, (12, 8, 40, 30), fmt)
+
+
+def test_selection_in_place(engine_verdict):
+    case = case_named(engine_verdict, "selection-inplace")
+    assert case["status"] == "success", case
+    source = layer_named(case, "Painting")
+    fmt = case["source_format"]
+    before = as_array(case["pixels"]["before"], fmt, source["width"], source["height"])
+    after = as_array(case["pixels"]["source-after"], fmt, source["width"], source["height"])
+    check_only_box_changed(before, after, (20, 8, 24, 40), fmt)
 
 
 def test_indexed_image_is_refused_clearly(engine_verdict):
@@ -319,9 +391,9 @@ def test_a_new_schema_field_becomes_a_procedure_argument(gimp_setup, fixative_ho
     arguments = verdict["arguments"]
     assert isinstance(arguments, list), f"{arguments}\n{verdict['log']}"
     names = [argument["name"] for argument in arguments]
-    assert names[-10:] == ["mode", "intensity", "quality", "robustness", "target-style",
+    assert names[-11:] == ["mode", "intensity", "quality", "robustness", "target-style",
                            "concept", "target-concept", "new-layer", "dummy-level",
-                           "dummy-count"], names
+                           "dummy-count", "keep-original-visible"], names
     by_name = {argument["name"]: argument for argument in arguments}
     assert by_name["dummy-level"]["choices"] == ["a", "b"]
     assert by_name["dummy-level"]["default"] == "b" and by_name["dummy-level"]["label"] == "Dummy level"

@@ -16,7 +16,8 @@ from fixative_png import PngError, decode_png, encode_png
 
 __all__ = [
     "PluginError", "message_of", "check_layer_size", "encode_layer", "decode_result",
-    "check_result_size", "format_eta", "progress_text", "done_text", "error_text",
+    "check_result_size", "decode_png_samples", "format_eta", "progress_text", "done_text",
+    "error_text",
 ]
 
 _STEP = re.compile(r"step\s+(\d+)\s*(?:/|of)\s*(\d+)")
@@ -66,6 +67,15 @@ def decode_result(data, width, height, channels, bit_depth):
                           "was not changed." % (_describe(*got[:4]),
                                                 _describe(width, height, channels, bit_depth)))
     return got[4]
+
+
+def decode_png_samples(data):
+    """(width, height, channels, bit_depth, samples) of a PNG the editor wrote for a layer."""
+    try:
+        return decode_png(data)[:5]
+    except PngError as exc:
+        raise PluginError("Could not read the layer back from the editor (%s); the image was not "
+                          "changed." % message_of(exc))
 
 
 def check_result_size(data, width, height):

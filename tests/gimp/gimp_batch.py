@@ -5,6 +5,7 @@ GIMP runs this with exec(); the spec file is named by the FIXATIVE_GIMP_SPEC env
 Nothing here judges the result: the pytest side does, with numpy, so a failing check shows numbers.
 """
 
+import hashlib
 import json
 import os
 import traceback
@@ -42,10 +43,20 @@ def describe_layers(image):
     layers = []
     for layer in image.get_layers():
         _ok, offset_x, offset_y = layer.get_offsets()
-        layers.append({"name": layer.get_name(), "id": layer.get_id(),
-                       "width": layer.get_width(), "height": layer.get_height(),
-                       "offsets": [offset_x, offset_y], "type": layer.type().value_nick,
-                       "position": image.get_item_position(layer)})
+        entry = {"name": layer.get_name(), "id": layer.get_id(),
+                 "width": layer.get_width(), "height": layer.get_height(),
+                 "offsets": [offset_x, offset_y], "type": layer.type().value_nick,
+                 "position": image.get_item_position(layer),
+                 "opacity": round(layer.get_opacity(), 3), "mode": layer.get_mode().value_nick,
+                 "visible": layer.get_visible(), "lock_position": layer.get_lock_position(),
+                 "lock_alpha": layer.get_lock_alpha(), "lock_content": layer.get_lock_content(),
+                 "mask": None}
+        mask = layer.get_mask()
+        if mask is not None:
+            rect = Gegl.Rectangle.new(0, 0, mask.get_width(), mask.get_height())
+            data = bytes(mask.get_buffer().get(rect, 1.0, "Y u8", Gegl.AbyssPolicy.NONE))
+            entry["mask"] = hashlib.sha256(data).hexdigest()[:16] + f":{min(data)}-{max(data)}"
+        layers.append(entry)
     return layers
 
 
@@ -68,6 +79,20 @@ def build_image(case):
                          100.0, Gimp.LayerMode.NORMAL)
     image.insert_layer(top, None, 0)
     top.fill(Gimp.FillType.TRANSPARENT)
+    setup = case.get("setup", {})
+    if "opacity" in setup:
+        painting.set_opacity(setup["opacity"])
+    if "mode" in setup:
+        painting.set_mode(getattr(Gimp.LayerMode, setup["mode"]))
+    if setup.get("lock_position"):
+        painting.set_lock_position(True)
+    if setup.get("lock_alpha"):
+        painting.set_lock_alpha(True)
+    if setup.get("mask"):  # a ramp mask made from the layer's alpha: not all white, not all black
+        mask = painting.create_mask(Gimp.AddMaskType.ALPHA)
+        painting.add_mask(mask)
+    if "select" in case:
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["select"])
     if case.get("convert") == "indexed":
         image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 64,
                               False, False, "")

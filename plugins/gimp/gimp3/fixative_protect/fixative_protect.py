@@ -24,6 +24,7 @@ PROCEDURE_NAME = "python-fu-fixative-protect"
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 EIGHT_BIT_PRECISIONS = ("U8_LINEAR", "U8_NON_LINEAR", "U8_PERCEPTUAL")
 INT_RANGE = (-2**31, 2**31 - 1)
+MIN_SIDE = 16  # the engine's smallest accepted side, in pixels
 
 
 def _add_common_to_path():
@@ -178,19 +179,43 @@ def protect_pixels(client, png, options, progress):
         signal.signal(signal.SIGTERM, previous)
 
 
-def write_result(image, drawable, data, fmt, new_layer):
-    """Put the protected pixels into the image as one undo step; returns the layer written."""
+def selected_region(drawable):
+    """(x, y, width, height) in layer coordinates: the selection's bounding box on this layer,
+    or the whole layer when nothing is selected. Pixels outside it are never touched."""
     width, height = drawable.get_width(), drawable.get_height()
-    rect = Gegl.Rectangle.new(0, 0, width, height)
+    image = drawable.get_image()
+    if Gimp.Selection.is_empty(image):
+        return 0, 0, width, height
+    non_empty, x, y, region_w, region_h = drawable.mask_intersect()
+    if not non_empty:
+        raise PluginError("The selection does not touch this layer: select part of the layer "
+                          "(or nothing, for the whole layer).")
+    if min(region_w, region_h) < MIN_SIDE:
+        raise PluginError(f"The selection covers only {region_w}x{region_h} pixels of this layer; "
+                          f"the engine needs at least {MIN_SIDE}x{MIN_SIDE}. Select a larger area.")
+    return x, y, region_w, region_h
+
+
+def place_copy(image, drawable, keep_original_visible):
+    """A copy of the layer (mask, opacity, mode, locks, visibility and offsets included) in the
+    original's place; the original is hidden below it as "NAME (original)" unless kept visible."""
+    name = drawable.get_name()
+    copy = drawable.copy()
+    image.insert_layer(copy, drawable.get_parent(), image.get_item_position(drawable))
+    copy.set_name(f"{name} (protected)")
+    if not keep_original_visible:
+        drawable.set_name(f"{name} (original)")
+        drawable.set_visible(False)
+    return copy
+
+
+def write_result(image, drawable, data, fmt, region, new_layer, keep_original_visible):
+    """Put the protected pixels into the image as one undo step; returns the layer written."""
+    rect = Gegl.Rectangle.new(*region)
     image.undo_group_start()
     try:
         if new_layer:
-            _ok, offset_x, offset_y = drawable.get_offsets()
-            target = Gimp.Layer.new(image, f"{drawable.get_name()} (protected)", width, height,
-                                    drawable.type(), drawable.get_opacity(), drawable.get_mode())
-            image.insert_layer(target, drawable.get_parent(), image.get_item_position(drawable))
-            target.set_offsets(offset_x, offset_y)
-            target.set_visible(True)
+            target = place_copy(image, drawable, keep_original_visible)
             buffer = target.get_buffer()
             buffer.set(rect, fmt, data)
             buffer.flush()
@@ -200,7 +225,7 @@ def write_result(image, drawable, data, fmt, new_layer):
             shadow.set(rect, fmt, data)
             shadow.flush()
             drawable.merge_shadow(True)
-        target.update(0, 0, width, height)
+        target.update(*region)
     finally:
         image.undo_group_end()
     return target
@@ -212,8 +237,10 @@ def protect_layer(image, drawables, config, schema):
     drawable = check_target(image, drawables)
     options = read_options(config, schema)
     new_layer = bool(config.get_property("new-layer"))
+    keep_original_visible = bool(config.get_property("keep-original-visible"))
 
-    width, height = drawable.get_width(), drawable.get_height()
+    region = selected_region(drawable)
+    _x, _y, width, height = region
     fmt, channels, bit_depth = pixel_layout(image, drawable)
     progress = Progress()
 
@@ -222,8 +249,8 @@ def protect_layer(image, drawables, config, schema):
     fixative_plugin.check_layer_size(info, width, height)
 
     progress.say("reading the layer")
-    rect = Gegl.Rectangle.new(0, 0, width, height)
-    raw = bytes(drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.NONE))
+    raw = bytes(drawable.get_buffer().get(Gegl.Rectangle.new(*region), 1.0, fmt,
+                                          Gegl.AbyssPolicy.NONE))
     samples = _swap16_if_little(raw) if bit_depth == 16 else raw
     png = fixative_plugin.encode_layer(width, height, channels, bit_depth, samples)
 
@@ -232,15 +259,18 @@ def protect_layer(image, drawables, config, schema):
     progress.say("writing the protected layer")
     out_samples = fixative_plugin.decode_result(outcome.result, width, height, channels, bit_depth)
     data = _swap16_if_little(out_samples) if bit_depth == 16 else out_samples
-    layer = write_result(image, drawable, data, fmt, new_layer)
+    layer = write_result(image, drawable, data, fmt, region, new_layer, keep_original_visible)
     Gimp.progress_update(1.0)
     Gimp.displays_flush()
     return layer, outcome.report
 
 
-def _failure(procedure, message):
-    """Show the message and return EXECUTION_ERROR: never a Python traceback dialog."""
-    Gimp.message(message)
+def _failure(procedure, run_mode, message):
+    """EXECUTION_ERROR with the message, never a traceback. Interactively GIMP shows the returned
+    error itself, so the message is shown once; in scripts and batch runs it also goes to the
+    message console, where nothing else would show it."""
+    if run_mode != Gimp.RunMode.INTERACTIVE:
+        Gimp.message(message)
     return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
 
 
@@ -264,7 +294,7 @@ def run(procedure, run_mode, image, drawables, config, _data):
     except Exception as exc:  # every failure ends in a message, not a traceback dialog
         if not isinstance(exc, fixative_client.FixativeClientError):
             traceback.print_exc()
-        return _failure(procedure, fixative_plugin.error_text(exc))
+        return _failure(procedure, run_mode, fixative_plugin.error_text(exc))
     finally:
         Gimp.progress_end()
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
@@ -289,7 +319,8 @@ class FixativeProtect(Gimp.PlugIn):
             "Protect the layer against AI style mimicry",
             "Adds imperceptible changes that mislead the image encoders AI models are trained "
             "through (style cloak and/or concept poison), using the local Fixative engine. "
-            "The result is a new layer above the active one.",
+            "The result is a copy of the layer in its place (the original is kept, hidden, "
+            "below it); with a selection, only the selection's bounding box is protected.",
             name)
         procedure.set_attribution("Fixative contributors", "MIT License", "2025")
         SCHEMA["current"] = fixative_options.load_schema()
@@ -301,6 +332,11 @@ class FixativeProtect(Gimp.PlugIn):
                                        True, GObject.ParamFlags.READWRITE)
         for field in extra:
             add_option_argument(procedure, field)
+        procedure.add_boolean_argument(
+            "keep-original-visible", "Keep the original visible",
+            "Leave the unprotected layer visible under the copy (semi-transparent pixels then "
+            "show twice); by default it is hidden and renamed \"NAME (original)\"",
+            False, GObject.ParamFlags.READWRITE)
         return procedure
 
 
