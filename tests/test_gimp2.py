@@ -403,3 +403,42 @@ def test_plugin_process_end_to_end(interpreter, engine, tmp_path):
     assert (out / "source-after").read_bytes() == (out / "before").read_bytes()
     result = np.frombuffer((out / "result").read_bytes(), dtype=np.uint8).reshape(pixels.shape)
     check_within_budget(pixels, result, True, 255, "default")
+
+
+class FakeGtk(types.ModuleType):
+    """PyGTK's event loop as the plug-in uses it: counts the events it runs; after ``cancel_after``
+    runs (the job is going by then) it does what GIMP's Cancel does: ask the plug-in to stop."""
+
+    def __init__(self, plugin, cancel_after: int | None):
+        super().__init__("gtk")
+        self.plugin, self.cancel_after, self.iterations, self.polls = plugin, cancel_after, 0, 0
+
+    def events_pending(self) -> bool:
+        self.polls += 1
+        return self.polls % 2 == 1  # one event waits each time the plug-in looks, then none
+
+    def main_iteration(self, block: bool = True) -> bool:
+        assert block is False, "a blocking main_iteration would hang the wait loop"
+        self.iterations += 1
+        if self.cancel_after is not None and self.iterations >= self.cancel_after:
+            self.plugin.request_cancel()
+        return False
+
+
+@pytest.mark.slow
+def test_gtk_events_run_while_waiting_and_cancel_stops_the_job(gimp2, engine, monkeypatch):
+    pixels = painting(size=(64, 64), box=(0.3, 0.6))
+    image, layer = build_image(gimp2, pixels)
+    gtk = FakeGtk(gimp2.plugin, cancel_after=None)
+    monkeypatch.setitem(sys.modules, "gtk", gtk)
+    gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, *FAST_ARGS)
+    assert gtk.iterations > 5, "GTK events were not run while the job ran"
+
+    image, layer = build_image(gimp2, pixels)
+    before = layer.fake_data
+    gtk = FakeGtk(gimp2.plugin, cancel_after=3)  # a few events into the job
+    monkeypatch.setitem(sys.modules, "gtk", gtk)
+    with pytest.raises(gimp2.gimp.error, match="cancelled"):
+        gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, *FAST_ARGS)
+    assert [item.name for item in image.layers] == ["Top", "Painting", "Background"]
+    assert layer.fake_data == before and image.fake_undo_depth == 0

@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 
 import os
 import shutil
+import signal
 import sys
 import tempfile
 
@@ -47,6 +48,32 @@ PluginError = fixative_plugin.PluginError
 
 # gimpfu calls on_run only before its interactive dialog: that is how we learn the run mode.
 _RUN = {"interactive": False}
+# Set by SIGTERM (GIMP closing the plug-in) or request_cancel(); read while waiting for the job.
+_CANCEL = {"requested": False}
+
+
+def request_cancel(_signum=None, _frame=None):
+    """Ask the running job to stop: the engine job is cancelled and the image left unchanged."""
+    _CANCEL["requested"] = True
+
+
+def _gtk():
+    """PyGTK when GIMP 2.10 provides it (gimpfu's dialogs use it), else None."""
+    try:
+        import gtk  # noqa: F401 - Python 2 PyGTK, only inside GIMP 2.10
+    except (ImportError, RuntimeError):
+        return None
+    return gtk
+
+
+def keep_responding():
+    """Called many times a second while the engine works: runs pending GTK events, so the
+    plug-in's windows keep redrawing and answering, and says whether Cancel was asked for."""
+    gtk = _gtk()
+    if gtk is not None:
+        while gtk.events_pending():
+            gtk.main_iteration(False)
+    return _CANCEL["requested"]
 
 
 def _native(text):
@@ -225,6 +252,17 @@ def _paste_samples(samples, width, bytes_per_pixel, region, patch):
     return bytes(out)
 
 
+def _protect_bytes(client, png, options, progress):
+    """One engine job that keeps GTK responsive and stops on Cancel (or GIMP's SIGTERM)."""
+    _CANCEL["requested"] = False
+    previous = signal.signal(signal.SIGTERM, request_cancel)
+    try:
+        return client.protect(png, options, on_progress=progress.job,
+                              should_cancel=keep_responding)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def protect_layer(image, drawable, options, new_layer, keep_original_visible=False):
     """The whole job; returns (new layer, engine report) or raises a FixativeClientError."""
     check_target(image, drawable)
@@ -245,7 +283,7 @@ def protect_layer(image, drawable, options, new_layer, keep_original_visible=Fal
         with open(source_path, "rb") as handle:
             png = handle.read()
         if whole_layer:
-            outcome = client.protect(png, options, on_progress=progress.job)
+            outcome = _protect_bytes(client, png, options, progress)
             fixative_plugin.check_result_size(outcome.result, drawable.width, drawable.height)
             result = outcome.result
         else:  # only the selection's box travels; the rest of the layer stays byte for byte
@@ -253,7 +291,7 @@ def protect_layer(image, drawable, options, new_layer, keep_original_visible=Fal
             pixel_bytes = channels * depth // 8
             crop = fixative_plugin.encode_layer(region[2], region[3], channels, depth,
                                                 _crop_samples(samples, width, pixel_bytes, region))
-            outcome = client.protect(crop, options, on_progress=progress.job)
+            outcome = _protect_bytes(client, crop, options, progress)
             patch = fixative_plugin.decode_result(outcome.result, region[2], region[3], channels,
                                                   depth)
             result = fixative_plugin.encode_layer(
