@@ -1,8 +1,9 @@
-"""The GIMP 3 plug-in inside a real GIMP 3.0 (Debian 13 chroot) against a real `fixative serve`.
+"""The GIMP 3 plug-in inside real GIMP 3.0 (Debian 13 chroot) and GIMP 3.2 (Debian sid chroot)
+against a real `fixative serve`: every test runs once per version.
 
-tests/gimp/build_chroot.sh builds the chroot (CI runs it first and sets FIXATIVE_REQUIRE_GIMP=1);
-without it these tests skip. On a Debian 13 host with gimp-console-3.0 installed they run GIMP
-directly instead. GIMP runs the cases in tests/gimp/gimp_batch.py through python-fu-eval and
+tests/gimp/build_chroot.sh builds the chroots (FIXATIVE_CHROOT_SUITE=trixie|sid; CI builds both
+and sets FIXATIVE_REQUIRE_GIMP=1, so a missing version fails); without them these tests skip. A
+host with gimp-console-3.x installed runs that GIMP directly instead. GIMP runs the cases in tests/gimp/gimp_batch.py through python-fu-eval and
 writes raw pixels and the layer stack; the judging happens here.
 """
 
@@ -23,13 +24,16 @@ import pytest
 from tests.conftest import REPO, painting
 from tests.gimp.checks import check_within_budget, engine_in
 
-CHROOT = Path(os.environ.get("FIXATIVE_GIMP_CHROOT", "/var/cache/fixative/gimp3-chroot"))
-READY_MARKER = CHROOT / ".fixative-gimp-ready"
+# Every GIMP 3 these machines run: (version, chroot built by tests/gimp/build_chroot.sh with
+# FIXATIVE_CHROOT_SUITE=...). GIMP 3.0.4 from Debian 13, GIMP 3.2.x from Debian sid.
+GIMP_VERSIONS = {
+    "3.0": Path(os.environ.get("FIXATIVE_GIMP_CHROOT", "/var/cache/fixative/gimp3-chroot")),
+    "3.2": Path(os.environ.get("FIXATIVE_GIMP32_CHROOT", "/var/cache/fixative/sid-chroot")),
+}
 PLUGIN_DIR = REPO / "plugins" / "gimp" / "gimp3" / "fixative_protect"
 COMMON_DIR = REPO / "plugins" / "common"
 GIMP_DIR = REPO / "tests" / "gimp"
 GIMP_TIMEOUT_S = float(os.environ.get("FIXATIVE_GIMP_TIMEOUT", "420"))
-HOST_GIMP = shutil.which("gimp-console-3.0")
 
 pytestmark = [pytest.mark.gimp, pytest.mark.slow]
 
@@ -40,8 +44,9 @@ import fixative_png  # noqa: E402
 class GimpSetup:
     """Where GIMP runs (chroot or host) and how paths look from inside it."""
 
-    def __init__(self, chroot: Path | None):
-        self.chroot = chroot
+    def __init__(self, chroot: Path | None, version: str):
+        self.chroot, self.version = chroot, version
+        self.console = f"gimp-console-{version}"
 
     def inside(self, host_path: Path) -> str:
         """The path GIMP sees for a host path."""
@@ -59,27 +64,34 @@ class GimpSetup:
         return self.chroot / "tmp" / f"fixative-test-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture(scope="module")
-def gimp_setup() -> GimpSetup:
-    if READY_MARKER.exists():
-        return GimpSetup(CHROOT)
-    if HOST_GIMP:
-        return GimpSetup(None)
-    reason = (f"no GIMP 3: {READY_MARKER} is missing and gimp-console-3.0 is not installed; run "
-              "tests/gimp/build_chroot.sh (as root) first")
+@pytest.fixture(scope="module", params=sorted(GIMP_VERSIONS), ids=lambda v: f"gimp{v}")
+def gimp_setup(request) -> GimpSetup:
+    version = request.param
+    chroot = GIMP_VERSIONS[version]
+    suite = "trixie" if version == "3.0" else "sid"
+    if (chroot / ".fixative-gimp-ready").exists() and (chroot / "usr" / "bin"
+                                                        / f"gimp-console-{version}").exists():
+        return GimpSetup(chroot, version)
+    if shutil.which(f"gimp-console-{version}"):
+        return GimpSetup(None, version)
+    reason = (f"no GIMP {version}: {chroot} has no gimp-console-{version} and none is installed; "
+              f"run FIXATIVE_CHROOT_SUITE={suite} tests/gimp/build_chroot.sh (as root) first")
     if os.environ.get("FIXATIVE_REQUIRE_GIMP"):
         pytest.fail(reason + " (FIXATIVE_REQUIRE_GIMP is set)")
     pytest.skip(reason)
 
 
-def install_plugin(gimp_home: Path) -> Path:
-    """Install with the real installer into GIMP 3.0's folder under ``gimp_home``."""
+def install_plugin(gimp_home: Path, version: str) -> Path:
+    """Install with the real installer into GIMP ``version``'s folder under ``gimp_home`` (made
+    first, as GIMP's own first run would)."""
     from tests.helpers.install import run_installer
 
-    target = gimp_home / ".config" / "GIMP" / "3.0" / "plug-ins" / "fixative_protect"
+    config = gimp_home / ".config" / "GIMP" / version
+    config.mkdir(parents=True, exist_ok=True)
+    target = config / "plug-ins" / "fixative_protect"
     if target.exists():
         shutil.rmtree(target)
-    run_installer(gimp_home, "--gimp", "--gimp-version", "3.0")
+    run_installer(gimp_home, "--gimp", "--gimp-version", version)
     assert os.access(target / "fixative_protect.py", os.X_OK)
     for name in ("fixative_client.py", "fixative_png.py", "fixative_options.py",
                  "fixative_plugin.py", "fixative_options_fallback.json"):
@@ -112,10 +124,10 @@ def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[d
         spec = {"out_dir": setup.inside(work), "cases": cases}
         (work / "spec.json").write_text(json.dumps(spec))
         shutil.copy2(GIMP_DIR / "gimp_batch.py", work / "gimp_batch.py")
-        install_plugin(setup.home(work))
+        install_plugin(setup.home(work), setup.version)
 
         code = f"exec(open({setup.inside(work / 'gimp_batch.py')!r}).read())"
-        gimp_args = ["gimp-console-3.0", "-i", "-d", "-f", "--no-splash",
+        gimp_args = [setup.console, "-i", "-d", "-f", "--no-splash",
                      "--batch-interpreter=python-fu-eval", "-b", code, "--quit"]
         env_args = [f"HOME={setup.inside(setup.home(work))}",
                     f"FIXATIVE_HOME={setup.inside(home_inside)}",
@@ -135,6 +147,7 @@ def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[d
         assert verdict_path.exists(), f"GIMP wrote no verdict\n{log}"
         verdict = json.loads(verdict_path.read_text())
         verdict["log"] = log
+        assert verdict["gimp_version"].startswith(setup.version + "."), verdict["gimp_version"]
         for case in verdict["cases"]:
             case["pixels"] = {}
             for kind in ("before", "source-after", "result"):

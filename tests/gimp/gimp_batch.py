@@ -119,7 +119,10 @@ def run_case(case, out_dir):
     for key, value in case.get("args", {}).items():
         config.set_property(key, value)
     result = procedure.run(config)
-    verdict["status"] = result.index(0).value_nick
+    status = result.index(0)
+    if isinstance(status, int):  # GIMP 3.2's bindings give the PDB status as a plain int
+        status = Gimp.PDBStatusType(status)
+    verdict["status"] = status.value_nick
     verdict["error"] = result.index(1) if result.length() > 1 else None
     if verdict["error"] is not None and not isinstance(verdict["error"], str):
         verdict["error"] = str(verdict["error"])
