@@ -109,8 +109,11 @@ def write_png(path: Path, pixels: np.ndarray) -> None:
     path.write_bytes(fixative_png.encode_png(width, height, channels, depth, data))
 
 
-def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[dict]) -> dict:
-    """Run the cases in one GIMP session; returns the verdict with raw pixel files loaded."""
+def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[dict],
+             display: bool = False) -> dict:
+    """Run the cases in one GIMP session; returns the verdict with raw pixel files loaded.
+
+    ``display``: under Xvfb, so interactive runs can build the plug-in's dialog."""
     work = setup.work_dir(scratch)
     work.mkdir(parents=True)
     try:
@@ -121,17 +124,23 @@ def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[d
             png_path = work / f"{case['name']}.png"
             write_png(png_path, case.pop("pixels"))
             case["png"] = setup.inside(png_path)
+            if "style_pixels" in case:
+                style_path = work / f"{case['name']}-style.png"
+                write_png(style_path, case.pop("style_pixels"))
+                case["args"]["style-image"] = setup.inside(style_path)
         spec = {"out_dir": setup.inside(work), "cases": cases}
         (work / "spec.json").write_text(json.dumps(spec))
         shutil.copy2(GIMP_DIR / "gimp_batch.py", work / "gimp_batch.py")
         install_plugin(setup.home(work), setup.version)
 
         code = f"exec(open({setup.inside(work / 'gimp_batch.py')!r}).read())"
-        gimp_args = [setup.console, "-i", "-d", "-f", "--no-splash",
+        gimp_args = (["xvfb-run", "-a"] if display else []) + [setup.console, "-i", "-d", "-f", "--no-splash",
                      "--batch-interpreter=python-fu-eval", "-b", code, "--quit"]
         env_args = [f"HOME={setup.inside(setup.home(work))}",
                     f"FIXATIVE_HOME={setup.inside(home_inside)}",
                     f"FIXATIVE_GIMP_SPEC={setup.inside(work / 'spec.json')}"]
+        if display:  # the plug-in builds its dialog, then closes it at once
+            env_args.append("FIXATIVE_GIMP_DIALOG_CHECK=1")
         if setup.chroot is not None:
             command = [str(GIMP_DIR / "run_in_chroot.sh"), str(setup.chroot), "env", *env_args,
                        *gimp_args]
@@ -154,6 +163,9 @@ def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[d
                 path = work / f"{case['name']}.{kind}"
                 if path.exists():
                     case["pixels"][kind] = path.read_bytes()
+            exported = next((c.get("export") for c in cases if c["name"] == case["name"]), None)
+            if exported and (work / exported).exists():
+                case["pixels"]["export"] = (work / exported).read_bytes()
         return verdict
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -255,7 +267,8 @@ def engine_verdict(gimp_setup, tmp_path_factory):
             {"name": "graya16", "pixels": deep(with_alpha(grey(painting(size=40, box=(0.5, 0.2))))),
              "canvas": [50, 44], "offsets": [4, 1], "args": FAST},
             {"name": "keepvisible", "pixels": painting(size=40, box=(0.1, 0.1)),
-             "canvas": [44, 44], "offsets": [2, 2], "args": {**FAST, "keep-original-visible": True}},
+             "canvas": [44, 44], "offsets": [2, 2], "args": {**FAST, "keep-original-visible": True},
+             "style_pixels": painting(name="great_wave_hokusai_1831.jpg", size=32)},
             {"name": "inplace", "pixels": painting(size=48, box=(0.2, 0.7)), "canvas": [60, 60],
              "offsets": [6, 6], "args": {**FAST, "new-layer": False}},
             # Image coordinates: layer offsets (5, 3), so the box is x 12..52, y 8..38 of the layer.
@@ -266,6 +279,13 @@ def engine_verdict(gimp_setup, tmp_path_factory):
              "args": {**FAST, "new-layer": False}},
             {"name": "indexed", "pixels": painting(size=40), "canvas": [40, 40],
              "offsets": [0, 0], "convert": "indexed", "args": FAST},
+            {"name": "export-png", "pixels": painting(size=48, box=(0.3, 0.2)),
+             "canvas": [48, 48], "offsets": [0, 0], "export": "posted.png", "args": dict(FAST)},
+            {"name": "export-jpeg", "pixels": painting(size=48, box=(0.5, 0.2)),
+             "canvas": [48, 48], "offsets": [0, 0], "export": "posted.jpg", "args": dict(FAST)},
+            {"name": "export-webp", "pixels": painting(size=48, box=(0.5, 0.6)),
+             "canvas": [48, 48], "offsets": [0, 0], "export": "posted.webp",
+             "args": {**FAST, "credentials": False}},
         ]
         return run_gimp(gimp_setup, scratch, home, cases)
 
@@ -404,9 +424,9 @@ def test_a_new_schema_field_becomes_a_procedure_argument(gimp_setup, fixative_ho
     arguments = verdict["arguments"]
     assert isinstance(arguments, list), f"{arguments}\n{verdict['log']}"
     names = [argument["name"] for argument in arguments]
-    assert names[-11:] == ["mode", "intensity", "quality", "robustness", "target-style",
+    assert names[-12:] == ["mode", "intensity", "quality", "robustness", "target-style",
                            "concept", "target-concept", "new-layer", "dummy-level",
-                           "dummy-count", "keep-original-visible"], names
+                           "dummy-count", "style-image", "keep-original-visible"], names
     by_name = {argument["name"]: argument for argument in arguments}
     assert by_name["dummy-level"]["choices"] == ["a", "b"]
     assert by_name["dummy-level"]["default"] == "b" and by_name["dummy-level"]["label"] == "Dummy level"
@@ -414,3 +434,60 @@ def test_a_new_schema_field_becomes_a_procedure_argument(gimp_setup, fixative_ho
     assert by_name["mode"]["choices"] == ["style", "poison", "both"]
     assert by_name["concept"]["type"] == "gchararray" and by_name["concept"]["default"] == ""
     assert "dummy-hidden" not in by_name
+
+
+def test_dialog_opens_without_gtk_warnings_and_target_style_is_a_list(gimp_setup, fixative_home,
+                                                                      tmp_path):
+    """The real dialog, built under Xvfb: no 'chars != NULL' or 'duplicate mnemonic' warnings on
+    GIMP's stderr; target style offered as the engine's list; style image a file argument."""
+    cases = [{"name": "dialog", "pixels": painting(size=32), "canvas": [32, 32],
+              "offsets": [0, 0], "args": {}, "interactive": True}]
+    verdict = run_gimp(gimp_setup, tmp_path, fixative_home, cases, display=True)
+    case = case_named(verdict, "dialog")
+    assert case["status"] == "cancel", f"{case}\n{verdict['log']}"
+    assert "Fixative: cannot grey out" not in verdict["log"], verdict["log"]
+    for warning in ("chars != NULL", "duplicate mnemonic", "Traceback", "CRITICAL"):
+        assert warning not in verdict["log"], f"{warning!r} in GIMP's output:\n{verdict['log']}"
+    by_name = {argument["name"]: argument for argument in verdict["arguments"]}
+    schema = json.loads((COMMON_DIR / "fixative_options_fallback.json").read_text())
+    styles = next(f for f in schema["fields"] if f["name"] == "target_style")["suggestions"]
+    assert by_name["target-style"]["choices"] == styles
+    assert by_name["target-style"]["default"] == "auto"
+    assert by_name["style-image"]["type"] == "GFile", by_name["style-image"]
+
+
+def check_export(case: dict, fmt: str, credentials: bool) -> bytes:
+    """The exported file: right format and size, opt-out XMP, C2PA when asked, image unchanged."""
+    import io
+
+    from PIL import Image
+
+    assert case["status"] == "success", case
+    assert case["after_layers"] == case["before_layers"], "export must not change the image"
+    assert case["pixels"]["source-after"] == case["pixels"]["before"]
+    data = case["pixels"]["export"]
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == fmt and image.size == (48, 48), (image.format, image.size)
+    if fmt != "WEBP":
+        assert b"DMI-PROHIBITED" in data, "no 'no AI training' XMP in the file"
+    assert (b"c2pa" in data) is credentials, "C2PA credentials present/absent as asked"
+    return data
+
+
+def test_export_protected_png_has_optout_and_credentials(engine_verdict):
+    import io
+
+    from PIL import Image
+
+    case = case_named(engine_verdict, "export-png")
+    data = check_export(case, "PNG", credentials=True)
+    with Image.open(io.BytesIO(data)) as image:
+        exported = np.asarray(image.convert("RGB"))
+    before = as_array(case["pixels"]["before"], case["source_format"], 48, 48)
+    # An opaque layer filling the canvas: the merged picture is the layer itself.
+    check_pixels(before, exported, case["source_format"], "default")
+
+
+def test_export_protected_jpeg_and_webp(engine_verdict):
+    check_export(case_named(engine_verdict, "export-jpeg"), "JPEG", credentials=True)
+    check_export(case_named(engine_verdict, "export-webp"), "WEBP", credentials=False)

@@ -118,3 +118,27 @@ def test_grey_alpha_16bit_png_decodes_with_its_alpha(tmp_path: Path):
     loaded = load_image(encode(pixels, "PNG")).array
     np.testing.assert_array_equal(loaded, pixels)
     np.testing.assert_array_equal(decode(encode_image(pixels, "PNG"), "PNG"), pixels)
+
+
+def test_export_metadata_helpers_move_the_optout_xmp_into_a_jpeg():
+    """Export Protected (GIMP 3): the engine's XMP from its PNG becomes the JPEG's only XMP."""
+    import io
+
+    import fixative_plugin
+    from PIL import Image
+
+    from fixative.imageio import encode_image, xmp_packet
+
+    pixels = painting(size=(32, 24))
+    packet = fixative_plugin.png_xmp(encode_image(pixels, "PNG", xmp=xmp_packet()))
+    assert packet is not None and b"DMI-PROHIBITED" in packet
+    assert fixative_plugin.png_xmp(encode_image(pixels, "PNG")) is None
+    jpeg = encode_image(pixels, "JPEG", xmp=b"<x:xmpmeta>editor's own</x:xmpmeta>")
+    tagged = fixative_plugin.add_jpeg_xmp(jpeg, packet)
+    assert tagged.count(b"http://ns.adobe.com/xap/1.0/\x00") == 1 and b"editor's own" not in tagged
+    with Image.open(io.BytesIO(tagged)) as image, Image.open(io.BytesIO(jpeg)) as plain:
+        assert b"DMI-PROHIBITED" in image.info["xmp"]
+        np.testing.assert_array_equal(np.asarray(image), np.asarray(plain))
+    assert fixative_plugin.export_format("a/b.JPG") == "JPEG"
+    with pytest.raises(fixative_plugin.PluginError, match=".png, .jpg or .webp"):
+        fixative_plugin.export_format("picture.tif")

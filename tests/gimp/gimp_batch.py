@@ -17,6 +17,7 @@ gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio  # noqa: E402
 
 PROCEDURE = "python-fu-fixative-protect"
+EXPORT_PROCEDURE = "python-fu-fixative-export"
 
 
 def pixel_format(image, drawable):
@@ -108,15 +109,22 @@ def run_case(case, out_dir):
     verdict["before_layers"] = describe_layers(image)
     verdict["source_format"] = dump_pixels(image, painting, os.path.join(out_dir, f"{name}.before"))
 
-    procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
+    procedure = Gimp.get_pdb().lookup_procedure(EXPORT_PROCEDURE if case.get("export")
+                                                else PROCEDURE)
     if procedure is None:
         verdict["status"] = "not-registered"
         return verdict
     config = procedure.create_config()
-    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    if case.get("export"):
+        config.set_property("file", Gio.File.new_for_path(os.path.join(out_dir, case["export"])))
+    interactive = case.get("interactive", False)  # the dialog (built, then closed: see plug-in)
+    config.set_property("run-mode", Gimp.RunMode.INTERACTIVE if interactive
+                        else Gimp.RunMode.NONINTERACTIVE)
     config.set_property("image", image)
     config.set_core_object_array("drawables", [painting])
     for key, value in case.get("args", {}).items():
+        if key == "style-image":
+            value = Gio.File.new_for_path(value)
         config.set_property(key, value)
     result = procedure.run(config)
     status = result.index(0)

@@ -18,9 +18,10 @@ import gi
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
+from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
 PROCEDURE_NAME = "python-fu-fixative-protect"
+EXPORT_PROCEDURE_NAME = "python-fu-fixative-export"
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 EIGHT_BIT_PRECISIONS = ("U8_LINEAR", "U8_NON_LINEAR", "U8_PERCEPTUAL")
 INT_RANGE = (-2**31, 2**31 - 1)
@@ -63,9 +64,23 @@ def _make_choice(field):
     return choice
 
 
+def _suggestions_as_choice(field):
+    """A text field with a fixed list of suggestions (target style: the engine's styles) as a
+    choice field, so the dialog offers a list instead of a blank entry."""
+    values = [str(value) for value in field.get("suggestions") or []]
+    default = str(field.get("default") or "")
+    if default and default not in values:
+        values.insert(0, default)
+    choices = [{"value": value, "label": value.replace("-", " ").capitalize(), "help": ""}
+               for value in values]
+    return dict(field, kind="choice", choices=choices, default=default or values[0])
+
+
 def add_option_argument(procedure, field):
     """One procedure argument for a schema field: the ProcedureDialog shows it as such."""
     name, label = argument_name(field), fixative_options.label_of(field)
+    if field["kind"] == "text" and field.get("suggestions"):
+        field = _suggestions_as_choice(field)
     help_text, default, kind = field.get("help") or "", field.get("default"), field["kind"]
     flags = GObject.ParamFlags.READWRITE
     if kind == "choice":
@@ -130,6 +145,19 @@ def check_target(image, drawables):
     return drawable
 
 
+def read_style_image(config):
+    """The style reference image's bytes (PNG/JPEG/TIFF file as chosen), or None."""
+    chosen = config.get_property("style-image")
+    if chosen is None or chosen.get_path() is None:
+        return None
+    try:
+        _ok, contents, _etag = chosen.load_contents(None)
+    except GLib.Error as exc:
+        raise PluginError(f"Could not read the style reference image {chosen.get_path()} "
+                          f"({exc.message}).") from None
+    return bytes(contents)
+
+
 def read_options(config, schema):
     """Engine options (ProtectOptions field names) from the procedure's arguments."""
     leading, extra = fixative_options.script_argument_fields(schema)
@@ -159,14 +187,14 @@ class Progress:
         Gimp.progress_update(max(0.0, min(1.0, float(fraction))))
 
 
-def protect_pixels(client, png, options, progress):
+def protect_pixels(client, png, options, progress, style_image=None):
     """Run one engine job; cancels it if this process is told to stop while waiting."""
     def stop(_signum, _frame):
         raise SystemExit(1)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        return client.protect(png, options, on_progress=progress.job)
+        return client.protect(png, options, on_progress=progress.job, style_image=style_image)
     except BaseException:
         job_id = getattr(client, "last_job_id", None)
         if job_id and sys.exc_info()[0] in (SystemExit, KeyboardInterrupt):
@@ -238,6 +266,7 @@ def protect_layer(image, drawables, config, schema):
     options = read_options(config, schema)
     new_layer = bool(config.get_property("new-layer"))
     keep_original_visible = bool(config.get_property("keep-original-visible"))
+    style_image = read_style_image(config)
 
     region = selected_region(drawable)
     _x, _y, width, height = region
@@ -254,7 +283,7 @@ def protect_layer(image, drawables, config, schema):
     samples = _swap16_if_little(raw) if bit_depth == 16 else raw
     png = fixative_plugin.encode_layer(width, height, channels, bit_depth, samples)
 
-    outcome = protect_pixels(client, png, options, progress)
+    outcome = protect_pixels(client, png, options, progress, style_image)
 
     progress.say("writing the protected layer")
     out_samples = fixative_plugin.decode_result(outcome.result, width, height, channels, bit_depth)
@@ -274,6 +303,21 @@ def _failure(procedure, run_mode, message):
     return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
 
 
+def enable_fields_by_mode(dialog, schema):
+    """Grey out fields that do not apply (concept fields outside poison/both mode) with the
+    schema's ``enabled_when``; a GIMP without this call keeps them all enabled."""
+    for field in fixative_options.dialog_fields(schema):
+        for controlling, allowed in (field.get("enabled_when") or {}).items():
+            values = Gimp.ValueArray.new(len(allowed))
+            for value in allowed:
+                values.append(GObject.Value(GObject.TYPE_STRING, str(value)))
+            try:
+                dialog.set_sensitive_if_in(argument_name(field), None,
+                                           controlling.replace("_", "-"), values, True)
+            except (AttributeError, TypeError) as exc:
+                sys.stderr.write(f"Fixative: cannot grey out {field['name']} ({exc})\n")
+
+
 def run(procedure, run_mode, image, drawables, config, _data):
     if run_mode == Gimp.RunMode.INTERACTIVE:
         gi.require_version("GimpUi", "3.0")
@@ -283,15 +327,111 @@ def run(procedure, run_mode, image, drawables, config, _data):
         dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config,
                                         title="Protect for Web (Fixative)")
         dialog.fill(None)
-        accepted = dialog.run()
+        enable_fields_by_mode(dialog, SCHEMA["current"])
+        # Tests build the dialog under Xvfb and close it at once (no person to click OK).
+        accepted = False if os.environ.get("FIXATIVE_GIMP_DIALOG_CHECK") else dialog.run()
         dialog.destroy()
         if not accepted:
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
         layer, report = protect_layer(image, drawables, config, SCHEMA["current"])
-        if run_mode == Gimp.RunMode.INTERACTIVE and report.get("summary"):
+        if run_mode == Gimp.RunMode.INTERACTIVE:  # what was added, how protected: one line
             Gimp.message("Fixative: " + fixative_plugin.done_text(layer.get_name(), report))
     except Exception as exc:  # every failure ends in a message, not a traceback dialog
+        if not isinstance(exc, fixative_client.FixativeClientError):
+            traceback.print_exc()
+        return _failure(procedure, run_mode, fixative_plugin.error_text(exc))
+    finally:
+        Gimp.progress_end()
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+def export_protected(image, config, schema):
+    """Protect the flattened picture and write it as PNG/JPEG/WebP with the opt-out metadata and,
+    when asked, signed 'not for AI training' credentials. The image itself is not changed."""
+    chosen = config.get_property("file")
+    if chosen is None or chosen.get_path() is None:
+        raise PluginError("Choose the file to export to (.png, .jpg or .webp).")
+    path = chosen.get_path()
+    fmt = fixative_plugin.export_format(path)
+    options = read_options(config, schema)
+    credentials = bool(config.get_property("credentials"))
+    style_image = read_style_image(config)
+
+    copy = image.duplicate()
+    try:
+        if copy.get_base_type() == Gimp.ImageBaseType.INDEXED:
+            copy.convert_rgb()
+        layer = copy.flatten() if fmt == "JPEG" else copy.merge_visible_layers(
+            Gimp.MergeType.CLIP_TO_IMAGE)
+        width, height = layer.get_width(), layer.get_height()
+        layout, channels, bit_depth = pixel_layout(copy, layer)
+        progress = Progress()
+        client = fixative_client.FixativeClient()
+        info = client.connect(start=True, on_status=progress.engine_status)
+        fixative_plugin.check_layer_size(info, width, height)
+        rect = Gegl.Rectangle.new(0, 0, width, height)
+        raw = bytes(layer.get_buffer().get(rect, 1.0, layout, Gegl.AbyssPolicy.NONE))
+        png = fixative_plugin.encode_layer(width, height, channels, bit_depth,
+                                           _swap16_if_little(raw) if bit_depth == 16 else raw)
+        outcome = protect_pixels(client, png, options, progress, style_image)
+        progress.say("writing " + os.path.basename(path))
+        if fmt == "PNG":
+            data = outcome.result  # the engine's file: pixels plus the opt-out XMP
+        else:
+            samples = fixative_plugin.decode_result(outcome.result, width, height, channels,
+                                                    bit_depth)
+            buffer = layer.get_buffer()
+            buffer.set(rect, layout, _swap16_if_little(samples) if bit_depth == 16 else samples)
+            buffer.flush()
+            data = _export_with_gimp(copy, path, fmt, fixative_plugin.png_xmp(outcome.result))
+        if credentials:
+            progress.say("adding 'not for AI training' credentials")
+            data = client.add_credentials(data)
+        with open(path, "wb") as handle:
+            handle.write(data)
+    finally:
+        copy.delete()
+    Gimp.progress_update(1.0)
+    return path, outcome.report
+
+
+def _export_with_gimp(copy, path, fmt, xmp):
+    """JPEG/WebP bytes of the protected copy, written by GIMP's own exporter; for JPEG the
+    engine's opt-out XMP goes in as the file's XMP segment."""
+    temporary = path + ".fixative-tmp." + ("jpg" if fmt == "JPEG" else "webp")
+    try:
+        Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, copy, Gio.File.new_for_path(temporary), None)
+        with open(temporary, "rb") as handle:
+            data = handle.read()
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    if fmt == "JPEG" and xmp:
+        data = fixative_plugin.add_jpeg_xmp(data, xmp)
+    return data
+
+
+def run_export(procedure, run_mode, image, _drawables, config, _data):
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        gi.require_version("GimpUi", "3.0")
+        from gi.repository import GimpUi
+
+        GimpUi.init("fixative_protect")
+        dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config,
+                                        title="Export Protected (Fixative)")
+        dialog.fill(None)
+        enable_fields_by_mode(dialog, SCHEMA["current"])
+        accepted = False if os.environ.get("FIXATIVE_GIMP_DIALOG_CHECK") else dialog.run()
+        dialog.destroy()
+        if not accepted:
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    try:
+        path, report = export_protected(image, config, SCHEMA["current"])
+        if run_mode == Gimp.RunMode.INTERACTIVE:
+            Gimp.message("Fixative: " + fixative_plugin.done_text(os.path.basename(path), report)
+                         .replace("Added", "Exported", 1))
+    except Exception as exc:
         if not isinstance(exc, fixative_client.FixativeClientError):
             traceback.print_exc()
         return _failure(procedure, run_mode, fixative_plugin.error_text(exc))
@@ -304,12 +444,14 @@ class FixativeProtect(Gimp.PlugIn):
     """Registers Filters > Protect for Web..."""
 
     def do_query_procedures(self):
-        return [PROCEDURE_NAME]
+        return [PROCEDURE_NAME, EXPORT_PROCEDURE_NAME]
 
     def do_set_i18n(self, _name):
         return False, None, None
 
     def do_create_procedure(self, name):
+        if name == EXPORT_PROCEDURE_NAME:
+            return self._create_export_procedure(name)
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*, GRAY*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
@@ -332,11 +474,46 @@ class FixativeProtect(Gimp.PlugIn):
                                        True, GObject.ParamFlags.READWRITE)
         for field in extra:
             add_option_argument(procedure, field)
+        procedure.add_file_argument(
+            "style-image", "Style reference image",
+            "Optional: a picture in the style the protection should steer towards (PNG, JPEG "
+            "or TIFF)", Gimp.FileChooserAction.OPEN, True, None, GObject.ParamFlags.READWRITE)
         procedure.add_boolean_argument(
             "keep-original-visible", "Keep the original visible",
             "Leave the unprotected layer visible under the copy (semi-transparent pixels then "
             "show twice); by default it is hidden and renamed \"NAME (original)\"",
             False, GObject.ParamFlags.READWRITE)
+        return procedure
+
+
+    def _create_export_procedure(self, name):
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_export, None)
+        procedure.set_image_types("*")
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.ALWAYS)
+        procedure.set_menu_label("Export Protected\u2026")
+        procedure.add_menu_path("<Image>/File/Export")
+        procedure.set_documentation(
+            "Export the picture protected against AI style mimicry",
+            "Protects the visible picture (all layers merged) with the local Fixative engine and "
+            "writes it as PNG, JPEG or WebP with the 'no AI training' opt-out metadata and, by "
+            "default, signed 'not for AI training' credentials. The open image is not changed.",
+            name)
+        procedure.set_attribution("Fixative contributors", "MIT License", "2025")
+        procedure.add_file_argument("file", "Export to", "The .png, .jpg or .webp file to write",
+                                    Gimp.FileChooserAction.SAVE, False, None,
+                                    GObject.ParamFlags.READWRITE)
+        SCHEMA["current"] = fixative_options.load_schema()
+        leading, extra = fixative_options.script_argument_fields(SCHEMA["current"])
+        for field in leading + extra:
+            add_option_argument(procedure, field)
+        procedure.add_file_argument(
+            "style-image", "Style reference image",
+            "Optional: a picture in the style the protection should steer towards (PNG, JPEG "
+            "or TIFF)", Gimp.FileChooserAction.OPEN, True, None, GObject.ParamFlags.READWRITE)
+        procedure.add_boolean_argument(
+            "credentials", "Add 'not for AI training' credentials",
+            "Sign C2PA credentials into the file saying it must not be used for AI training "
+            "(with your Fixative identity)", True, GObject.ParamFlags.READWRITE)
         return procedure
 
 
