@@ -92,6 +92,14 @@ def build_image(case):
     if setup.get("mask"):  # a ramp mask made from the layer's alpha: not all white, not all black
         mask = painting.create_mask(Gimp.AddMaskType.ALPHA)
         painting.add_mask(mask)
+    if setup.get("group"):  # the painting inside a layer group "Group", which is protected
+        group = Gimp.GroupLayer.new(image, "Group")
+        image.insert_layer(group, None, image.get_item_position(painting))
+        image.reorder_item(painting, group, 0)
+    if setup.get("text"):  # a text layer "Text" above the painting, which is protected
+        font = Gimp.context_get_font()
+        text = Gimp.TextLayer.new(image, "Fixative test text", font, 18.0, Gimp.Unit.pixel())
+        image.insert_layer(text, None, image.get_item_position(painting))
     if "select" in case:
         image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["select"])
     if case.get("convert") == "indexed":
@@ -108,6 +116,18 @@ def run_case(case, out_dir):
     verdict["base_type"] = image.get_base_type().value_nick
     verdict["before_layers"] = describe_layers(image)
     verdict["source_format"] = dump_pixels(image, painting, os.path.join(out_dir, f"{name}.before"))
+    target = painting
+    setup = case.get("setup", {})
+    if setup.get("group"):
+        target = painting.get_parent()
+    elif setup.get("text"):
+        target = next(layer for layer in image.get_layers() if layer.is_text_layer())
+        verdict["text_format"] = dump_pixels(image, target, os.path.join(out_dir, f"{name}.text"))
+    if case.get("args", {}).get("visible-picture"):
+        visible = Gimp.Layer.new_from_visible(image, image, "visible-before")
+        verdict["visible_format"] = dump_pixels(image, visible,
+                                                os.path.join(out_dir, f"{name}.visible"))
+        visible.delete()
 
     procedure = Gimp.get_pdb().lookup_procedure(EXPORT_PROCEDURE if case.get("export")
                                                 else PROCEDURE)
@@ -121,7 +141,7 @@ def run_case(case, out_dir):
     config.set_property("run-mode", Gimp.RunMode.INTERACTIVE if interactive
                         else Gimp.RunMode.NONINTERACTIVE)
     config.set_property("image", image)
-    config.set_core_object_array("drawables", [painting])
+    config.set_core_object_array("drawables", [target])
     for key, value in case.get("args", {}).items():
         if key == "style-image":
             value = Gio.File.new_for_path(value)
@@ -140,6 +160,7 @@ def run_case(case, out_dir):
     dump_pixels(image, painting, os.path.join(out_dir, f"{name}.source-after"))
     protected = [layer for layer in image.get_layers() if layer.get_id() != painting.get_id()
                  and layer.get_name().endswith("(protected)")]
+    verdict["protected_is_text"] = bool(protected) and protected[0].is_text_layer()
     if protected:
         verdict["result_format"] = dump_pixels(image, protected[0],
                                                os.path.join(out_dir, f"{name}.result"))

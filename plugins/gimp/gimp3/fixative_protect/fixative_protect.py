@@ -56,6 +56,23 @@ def argument_name(field):
     return field["name"].replace("_", "-")
 
 
+# Letters GIMP's dialog buttons use (_OK, _Cancel, _Help, _Reset, _Save/_Load defaults): never
+# given to a field.
+_BUTTON_MNEMONICS = set("ochrsld")
+
+
+def with_mnemonic(label, used):
+    """The label with a keyboard mnemonic (``_`` before the first letter no other label or
+    dialog button uses); ``used`` collects the letters taken. GIMP 3 warns about labels
+    without one and about duplicates."""
+    for index, char in enumerate(label):
+        key = char.lower()
+        if char.isalnum() and key not in used and key not in _BUTTON_MNEMONICS:
+            used.add(key)
+            return label[:index] + "_" + label[index:]
+    return label
+
+
 def _make_choice(field):
     choice = Gimp.Choice.new()
     for index, entry in enumerate(field["choices"]):
@@ -76,9 +93,10 @@ def _suggestions_as_choice(field):
     return dict(field, kind="choice", choices=choices, default=default or values[0])
 
 
-def add_option_argument(procedure, field):
+def add_option_argument(procedure, field, mnemonics):
     """One procedure argument for a schema field: the ProcedureDialog shows it as such."""
-    name, label = argument_name(field), fixative_options.label_of(field)
+    name = argument_name(field)
+    label = with_mnemonic(fixative_options.label_of(field), mnemonics)
     if field["kind"] == "text" and field.get("suggestions"):
         field = _suggestions_as_choice(field)
     help_text, default, kind = field.get("help") or "", field.get("default"), field["kind"]
@@ -137,8 +155,6 @@ def check_target(image, drawables):
     drawable = drawables[0]
     if not isinstance(drawable, Gimp.Layer) or isinstance(drawable, Gimp.LayerMask):
         raise PluginError("Select a layer to protect, not a channel or a layer mask.")
-    if drawable.is_group():
-        raise PluginError("Select a single layer to protect, not a layer group.")
     if drawable.is_indexed():
         raise PluginError("Indexed-colour layers cannot be protected. Convert the image with "
                           "Image > Mode > RGB first.")
@@ -207,14 +223,19 @@ def protect_pixels(client, png, options, progress, style_image=None):
         signal.signal(signal.SIGTERM, previous)
 
 
-def selected_region(drawable):
+def selected_region(drawable, canvas_image=None):
     """(x, y, width, height) in layer coordinates: the selection's bounding box on this layer,
-    or the whole layer when nothing is selected. Pixels outside it are never touched."""
+    or the whole layer when nothing is selected. Pixels outside it are never touched.
+    ``canvas_image``: the drawable is a canvas-sized layer not yet in that image."""
     width, height = drawable.get_width(), drawable.get_height()
-    image = drawable.get_image()
+    image = canvas_image or drawable.get_image()
     if Gimp.Selection.is_empty(image):
         return 0, 0, width, height
-    non_empty, x, y, region_w, region_h = drawable.mask_intersect()
+    if canvas_image is not None:
+        non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
+        non_empty, x, y, region_w, region_h = non_empty, x1, y1, x2 - x1, y2 - y1
+    else:
+        non_empty, x, y, region_w, region_h = drawable.mask_intersect()
     if not non_empty:
         raise PluginError("The selection does not touch this layer: select part of the layer "
                           "(or nothing, for the whole layer).")
@@ -237,12 +258,38 @@ def place_copy(image, drawable, keep_original_visible):
     return copy
 
 
-def write_result(image, drawable, data, fmt, region, new_layer, keep_original_visible):
-    """Put the protected pixels into the image as one undo step; returns the layer written."""
+def place_merged_copy(image, group, keep_original_visible):
+    """A layer group's look as one layer in its place ("NAME (protected)"); the group is kept
+    below it, hidden and renamed "NAME (original)" unless kept visible."""
+    name = group.get_name()
+    copy = group.copy()
+    image.insert_layer(copy, group.get_parent(), image.get_item_position(group))
+    merged = copy.merge()
+    merged.set_name(f"{name} (protected)")
+    if not keep_original_visible:
+        group.set_name(f"{name} (original)")
+        group.set_visible(False)
+    return merged
+
+
+def write_result(image, drawable, data, fmt, region, new_layer, keep_original_visible,
+                 visible_layer=None):
+    """Put the protected pixels into the image as one undo step; returns the layer written.
+
+    ``visible_layer``: a new layer made from the visible picture, added on top."""
     rect = Gegl.Rectangle.new(*region)
     image.undo_group_start()
     try:
-        if new_layer:
+        if visible_layer is not None or drawable.is_group():
+            if visible_layer is not None:
+                image.insert_layer(visible_layer, None, 0)
+                target = visible_layer
+            else:
+                target = place_merged_copy(image, drawable, keep_original_visible)
+            buffer = target.get_buffer()
+            buffer.set(rect, fmt, data)
+            buffer.flush()
+        elif new_layer:
             target = place_copy(image, drawable, keep_original_visible)
             buffer = target.get_buffer()
             buffer.set(rect, fmt, data)
@@ -262,13 +309,32 @@ def write_result(image, drawable, data, fmt, region, new_layer, keep_original_vi
 def protect_layer(image, drawables, config, schema):
     """The whole job for one run: returns (layer written, engine report) or raises a
     FixativeClientError (PluginError for what the artist can fix) with a clear message."""
-    drawable = check_target(image, drawables)
     options = read_options(config, schema)
     new_layer = bool(config.get_property("new-layer"))
     keep_original_visible = bool(config.get_property("keep-original-visible"))
     style_image = read_style_image(config)
+    visible_layer = None
+    if config.get_property("visible-picture"):  # the whole picture as one new layer on top
+        if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
+            check_target(image, drawables)
+        visible_layer = Gimp.Layer.new_from_visible(image, image, "Visible (protected)")
+        drawable = visible_layer
+    else:
+        drawable = check_target(image, drawables)
+    try:
+        return _protect_drawable(image, drawable, options, style_image, new_layer,
+                                 keep_original_visible, visible_layer)
+    except BaseException:
+        in_image = [layer.get_id() for layer in image.get_layers()]
+        if visible_layer is not None and visible_layer.get_id() not in in_image:
+            visible_layer.delete()  # made but never added: nothing of it may stay behind
+        raise
 
-    region = selected_region(drawable)
+
+def _protect_drawable(image, drawable, options, style_image, new_layer, keep_original_visible,
+                      visible_layer):
+    """Read, protect, write back: the part of protect_layer after choosing what to protect."""
+    region = selected_region(drawable, image if visible_layer is not None else None)
     _x, _y, width, height = region
     fmt, channels, bit_depth = pixel_layout(image, drawable)
     progress = Progress()
@@ -288,7 +354,8 @@ def protect_layer(image, drawables, config, schema):
     progress.say("writing the protected layer")
     out_samples = fixative_plugin.decode_result(outcome.result, width, height, channels, bit_depth)
     data = _swap16_if_little(out_samples) if bit_depth == 16 else out_samples
-    layer = write_result(image, drawable, data, fmt, region, new_layer, keep_original_visible)
+    layer = write_result(image, drawable, data, fmt, region, new_layer, keep_original_visible,
+                         visible_layer)
     Gimp.progress_update(1.0)
     Gimp.displays_flush()
     return layer, outcome.report
@@ -301,6 +368,17 @@ def _failure(procedure, run_mode, message):
     if run_mode != Gimp.RunMode.INTERACTIVE:
         Gimp.message(message)
     return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
+
+
+def use_combo_boxes(dialog, schema):
+    """Choices as labelled combo boxes: GIMP draws short ones as radio frames, whose titles take
+    no mnemonic (GIMP then warns). Call before ``fill``."""
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import Gtk
+
+    for field in fixative_options.dialog_fields(schema):
+        if field["kind"] == "choice" or (field["kind"] == "text" and field.get("suggestions")):
+            dialog.get_widget(argument_name(field), Gtk.ComboBox.__gtype__)
 
 
 def enable_fields_by_mode(dialog, schema):
@@ -326,6 +404,7 @@ def run(procedure, run_mode, image, drawables, config, _data):
         GimpUi.init("fixative_protect")
         dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config,
                                         title="Protect for Web (Fixative)")
+        use_combo_boxes(dialog, SCHEMA["current"])
         dialog.fill(None)
         enable_fields_by_mode(dialog, SCHEMA["current"])
         # Tests build the dialog under Xvfb and close it at once (no person to click OK).
@@ -420,6 +499,7 @@ def run_export(procedure, run_mode, image, _drawables, config, _data):
         GimpUi.init("fixative_protect")
         dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config,
                                         title="Export Protected (Fixative)")
+        use_combo_boxes(dialog, SCHEMA["current"])
         dialog.fill(None)
         enable_fields_by_mode(dialog, SCHEMA["current"])
         accepted = False if os.environ.get("FIXATIVE_GIMP_DIALOG_CHECK") else dialog.run()
@@ -467,22 +547,27 @@ class FixativeProtect(Gimp.PlugIn):
         procedure.set_attribution("Fixative contributors", "MIT License", "2025")
         SCHEMA["current"] = fixative_options.load_schema()
         leading, extra = fixative_options.script_argument_fields(SCHEMA["current"])
+        mnemonics = set()
         for field in leading:
-            add_option_argument(procedure, field)
-        procedure.add_boolean_argument("new-layer", "Result as a new layer",
-                                       "Put the protected pixels in a new layer above",
+            add_option_argument(procedure, field, mnemonics)
+        procedure.add_boolean_argument("new-layer", with_mnemonic("Result as a new layer", mnemonics),
+                                       "Put the protected pixels in a copy of the layer",
                                        True, GObject.ParamFlags.READWRITE)
         for field in extra:
-            add_option_argument(procedure, field)
+            add_option_argument(procedure, field, mnemonics)
         procedure.add_file_argument(
-            "style-image", "Style reference image",
+            "style-image", with_mnemonic("Style reference image", mnemonics),
             "Optional: a picture in the style the protection should steer towards (PNG, JPEG "
             "or TIFF)", Gimp.FileChooserAction.OPEN, True, None, GObject.ParamFlags.READWRITE)
         procedure.add_boolean_argument(
-            "keep-original-visible", "Keep the original visible",
+            "keep-original-visible", with_mnemonic("Keep the original visible", mnemonics),
             "Leave the unprotected layer visible under the copy (semi-transparent pixels then "
             "show twice); by default it is hidden and renamed \"NAME (original)\"",
             False, GObject.ParamFlags.READWRITE)
+        procedure.add_boolean_argument(
+            "visible-picture", with_mnemonic("Protect the visible picture", mnemonics),
+            "Protect everything you see (all visible layers) as one new layer on top, e.g. "
+            "before posting; your layers stay as they are", False, GObject.ParamFlags.READWRITE)
         return procedure
 
 
@@ -499,19 +584,21 @@ class FixativeProtect(Gimp.PlugIn):
             "default, signed 'not for AI training' credentials. The open image is not changed.",
             name)
         procedure.set_attribution("Fixative contributors", "MIT License", "2025")
-        procedure.add_file_argument("file", "Export to", "The .png, .jpg or .webp file to write",
+        mnemonics = set()
+        procedure.add_file_argument("file", with_mnemonic("Export to", mnemonics),
+                                    "The .png, .jpg or .webp file to write",
                                     Gimp.FileChooserAction.SAVE, False, None,
                                     GObject.ParamFlags.READWRITE)
         SCHEMA["current"] = fixative_options.load_schema()
         leading, extra = fixative_options.script_argument_fields(SCHEMA["current"])
         for field in leading + extra:
-            add_option_argument(procedure, field)
+            add_option_argument(procedure, field, mnemonics)
         procedure.add_file_argument(
-            "style-image", "Style reference image",
+            "style-image", with_mnemonic("Style reference image", mnemonics),
             "Optional: a picture in the style the protection should steer towards (PNG, JPEG "
             "or TIFF)", Gimp.FileChooserAction.OPEN, True, None, GObject.ParamFlags.READWRITE)
         procedure.add_boolean_argument(
-            "credentials", "Add 'not for AI training' credentials",
+            "credentials", with_mnemonic("Add 'not for AI training' credentials", mnemonics),
             "Sign C2PA credentials into the file saying it must not be used for AI training "
             "(with your Fixative identity)", True, GObject.ParamFlags.READWRITE)
         return procedure
