@@ -134,8 +134,11 @@ def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[d
         install_plugin(setup.home(work), setup.version)
 
         code = f"exec(open({setup.inside(work / 'gimp_batch.py')!r}).read())"
-        gimp_args = (["xvfb-run", "-a"] if display else []) + [setup.console, "-i", "-d", "-f", "--no-splash",
-                     "--batch-interpreter=python-fu-eval", "-b", code, "--quit"]
+        # -f skips loading fonts (faster) unless a case makes a text layer.
+        fonts = any(case.get("setup", {}).get("text") for case in cases)
+        gimp_args = ((["xvfb-run", "-a"] if display else [])
+                     + [setup.console, "-i", "-d", *([] if fonts else ["-f"]), "--no-splash",
+                        "--batch-interpreter=python-fu-eval", "-b", code, "--quit"])
         env_args = [f"HOME={setup.inside(setup.home(work))}",
                     f"FIXATIVE_HOME={setup.inside(home_inside)}",
                     f"FIXATIVE_GIMP_SPEC={setup.inside(work / 'spec.json')}"]
