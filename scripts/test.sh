@@ -22,9 +22,8 @@ if [ -z "${FIXATIVE_SKIP_SETUP:-}" ]; then
     echo "== Python packages (torch from the local wheel cache via pip, the project with its dev extras)"
     python -m pip install -q torch==2.14.1 torchvision==0.29.1
     python -m pip install -q -e ".[dev]"
-    echo "== GIMP 3 chroot (Debian 13; reused when present)"
+    echo "== editor chroots (reused when present): Debian 13 (GIMP 3.0, Krita 5.2), sid (GIMP 3.2, Krita 5.3)"
     bash tests/gimp/build_chroot.sh
-    echo "== Debian sid chroot (GIMP 3.2 + Krita 5.3; reused when present)"
     FIXATIVE_CHROOT_SUITE=sid bash tests/gimp/build_chroot.sh
 fi
 

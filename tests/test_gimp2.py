@@ -30,10 +30,10 @@ COMMON = REPO / "plugins" / "common"
 FAKE = REPO / "tests" / "fake_gimpfu"
 FAKE_MODULES = ("gimp", "gimpfu", "gimpenums", "gimpcolor", "fixative_protect_gimp2")
 PARAM_NAMES = ["image", "drawable", "mode", "intensity", "quality", "robustness", "target-style",
-               "concept", "target-concept", "new-layer"]
+               "concept", "target-concept", "new-layer", "keep-original-visible"]
 # mode=style, intensity=default, quality=fast, robustness=off, target-style, concept,
-# target-concept, new-layer
-FAST_ARGS = [0, 1, 0, 0, "auto", "", "", True]
+# target-concept, new-layer, keep-original-visible
+FAST_ARGS = [0, 1, 0, 0, "auto", "", "", True, False]
 
 
 def load_plugin() -> types.SimpleNamespace:
@@ -112,14 +112,24 @@ def with_alpha(rgb: np.ndarray) -> np.ndarray:
     return np.concatenate([rgb, alpha[..., None]], axis=2)
 
 
-def check_new_layer(g, image, source, before: bytes, pixels: np.ndarray) -> None:
-    """New layer directly above the source, same geometry, one undo group, budget kept."""
-    assert [layer.name for layer in image.layers] == ["Top", "Painting (protected)", "Painting",
+def check_new_layer(g, image, source, before: bytes, pixels: np.ndarray,
+                    keep_visible: bool = False) -> None:
+    """The copy in the source's place with its properties, the source kept below (hidden and
+    renamed by default), one undo group, budget kept."""
+    original_name = "Painting" if keep_visible else "Painting (original)"
+    assert [layer.name for layer in image.layers] == ["Top", "Painting (protected)", original_name,
                                                       "Background"]
     result = image.layers[1]
+    assert image.layers[2] is source and source.visible is keep_visible and result.visible
     assert (result.width, result.height, result.offsets) == (source.width, source.height,
                                                              source.offsets)
     assert result.type == source.type and result.opacity == source.opacity
+    assert result.mode == source.mode and result.fake_locks == source.fake_locks
+    if source.mask is None:
+        assert result.mask is None
+    else:
+        assert result.mask.fake_data == source.mask.fake_data
+        assert result.fake_apply_mask == source.fake_apply_mask
     assert source.fake_data == before, "the source layer's pixels changed"
     assert image.fake_undo_groups == 1 and image.fake_undo_depth == 0
     inserts = [entry for entry in image.fake_log if entry[0] == "insert-layer"]
@@ -168,6 +178,56 @@ def test_rgba_layer_protected_into_new_layer(gimp2, engine):
 
 
 @pytest.mark.slow
+def test_copy_carries_mask_mode_and_locks_and_keep_visible_option(gimp2, engine):
+    pixels = with_alpha(painting(size=(48, 40), box=(0.2, 0.3)))
+    image, layer = build_image(gimp2, pixels)
+    pdb, e = gimp2.gimp.pdb, gimp2.enums
+    layer.mode = 3  # multiply
+    pdb.gimp_layer_set_lock_alpha(layer, True)
+    pdb.gimp_item_set_lock_position(layer, True)
+    image.fake_select_rectangle(12, 6, 20, 30)  # the mask's shape comes from a selection
+    pdb.gimp_layer_add_mask(layer, pdb.gimp_layer_create_mask(layer, e.ADD_SELECTION_MASK))
+    image.fake_selection = None
+    pdb.gimp_layer_set_apply_mask(layer, False)
+    mask_before = layer.mask.fake_data
+    assert 0 < mask_before.count(b"\xff") < len(mask_before)
+    before = layer.fake_data
+    gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, *FAST_ARGS)
+    check_new_layer(gimp2, image, layer, before, pixels)
+    assert layer.mask.fake_data == mask_before and image.channels == []
+    assert image.fake_selection is None or pdb.gimp_selection_is_empty(image)
+
+    gimp2.gimp.fake_progress[:] = []
+    image, layer = build_image(gimp2, pixels)
+    before = layer.fake_data
+    gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, *FAST_ARGS[:-1], True)
+    check_new_layer(gimp2, image, layer, before, pixels, keep_visible=True)
+
+
+@pytest.mark.slow
+def test_selection_protects_only_its_bounding_box(gimp2, engine):
+    pixels = painting(size=(64, 48), box=(0.6, 0.6))
+    image, layer = build_image(gimp2, pixels, offsets=(9, 4))
+    image.fake_select_rectangle(9 + 10, 4 + 6, 30, 24)  # image coordinates
+    selection = image.fake_selection
+    before = layer.fake_data
+    gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, *FAST_ARGS)
+    assert image.fake_selection == selection, "the artist's selection must survive"
+    result = from_bytes(image.layers[1].fake_data, pixels)
+    assert layer.fake_data == before
+    inside = np.zeros(pixels.shape[:2], bool)
+    inside[6:30, 10:40] = True
+    np.testing.assert_array_equal(result[~inside], pixels[~inside])
+    check_within_budget(pixels[6:30, 10:40], result[6:30, 10:40], False, 255, "default")
+
+    image, layer = build_image(gimp2, pixels)
+    image.fake_select_rectangle(0, 0, 12, 60)  # touches the layer for 3 px only
+    with pytest.raises(gimp2.gimp.error, match="at least 16x16"):
+        gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, *FAST_ARGS)
+    assert [item.name for item in image.layers] == ["Top", "Painting", "Background"]
+
+
+@pytest.mark.slow
 def test_16bit_and_grey_layers(gimp2, engine):
     deep = painting(size=48).astype(np.int64) * 257
     deep = (deep + np.random.default_rng(2).integers(-128, 129, deep.shape)).clip(0, 65535)
@@ -191,9 +251,10 @@ def test_16bit_and_grey_layers(gimp2, engine):
 def test_replace_in_place_keeps_name_and_position(gimp2, engine):
     pixels = painting(size=40, box=(0.1, 0.8))
     image, layer = build_image(gimp2, pixels)
-    gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, *FAST_ARGS[:-1], False)
+    gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, *FAST_ARGS[:-2], False, False)
     assert [item.name for item in image.layers] == ["Top", "Painting", "Background"]
     replaced = image.layers[1]
+    assert replaced.opacity == layer.opacity and replaced.visible
     assert replaced is not layer and replaced.offsets == layer.offsets
     assert image.fake_undo_groups == 1 and image.fake_undo_depth == 0
     check_within_budget(pixels, from_bytes(replaced.fake_data, pixels), False, 255, "default")
@@ -262,9 +323,10 @@ def test_a_new_schema_field_becomes_a_parameter(monkeypatch, tmp_path):
     try:
         loaded = load_plugin()
         registered = loaded.gimpfu._registered_plugins_["python-fu-fixative-protect"][8]
-        assert [entry[1] for entry in registered] == PARAM_NAMES + ["dummy-level", "dummy-count"]
-        assert registered[-2][0] == loaded.gimpfu.PF_OPTION and registered[-2][3:] == (1, ["A", "B"])
-        assert registered[-1][0] == loaded.gimpfu.PF_INT and registered[-1][3] == 3
+        assert [entry[1] for entry in registered] == (
+            PARAM_NAMES[:-1] + ["dummy-level", "dummy-count", "keep-original-visible"])
+        assert registered[-3][0] == loaded.gimpfu.PF_OPTION and registered[-3][3:] == (1, ["A", "B"])
+        assert registered[-2][0] == loaded.gimpfu.PF_INT and registered[-2][3] == 3
         options = loaded.plugin.build_options(0, 1, 0, 0, "auto", "", "", 0, 7)
         assert options["dummy_level"] == "a" and options["dummy_count"] == 7
         with pytest.raises(loaded.plugin.PluginError, match="Dummy count must be between 1 and 9"):
@@ -278,7 +340,7 @@ def test_a_new_schema_field_becomes_a_parameter(monkeypatch, tmp_path):
 
 def test_wrong_argument_count_is_a_calling_error(gimp2):
     image, layer = build_image(gimp2, painting(size=16))
-    with pytest.raises(TypeError, match="takes 10 arguments"):
+    with pytest.raises(TypeError, match="takes 11 arguments"):
         gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, 0, 1)
 
 
@@ -335,9 +397,48 @@ def test_plugin_process_end_to_end(interpreter, engine, tmp_path):
     assert verdict["python"][0] == (2 if interpreter == "python2.7" else 3)
     assert verdict["error"] is None and verdict["messages"] == [], verdict
     assert [layer["name"] for layer in verdict["layers"]] == [
-        "Top", "Painting (protected)", "Painting", "Background"]
+        "Top", "Painting (protected)", "Painting (original)", "Background"]
     assert verdict["layers"][1]["offsets"] == verdict["layers"][2]["offsets"] == [7, 5]
     assert verdict["undo_groups"] == 1 and verdict["undo_depth"] == 0
     assert (out / "source-after").read_bytes() == (out / "before").read_bytes()
     result = np.frombuffer((out / "result").read_bytes(), dtype=np.uint8).reshape(pixels.shape)
     check_within_budget(pixels, result, True, 255, "default")
+
+
+class FakeGtk(types.ModuleType):
+    """PyGTK's event loop as the plug-in uses it: counts the events it runs; after ``cancel_after``
+    runs (the job is going by then) it does what GIMP's Cancel does: ask the plug-in to stop."""
+
+    def __init__(self, plugin, cancel_after: int | None):
+        super().__init__("gtk")
+        self.plugin, self.cancel_after, self.iterations, self.polls = plugin, cancel_after, 0, 0
+
+    def events_pending(self) -> bool:
+        self.polls += 1
+        return self.polls % 2 == 1  # one event waits each time the plug-in looks, then none
+
+    def main_iteration(self, block: bool = True) -> bool:
+        assert block is False, "a blocking main_iteration would hang the wait loop"
+        self.iterations += 1
+        if self.cancel_after is not None and self.iterations >= self.cancel_after:
+            self.plugin.request_cancel()
+        return False
+
+
+@pytest.mark.slow
+def test_gtk_events_run_while_waiting_and_cancel_stops_the_job(gimp2, engine, monkeypatch):
+    pixels = painting(size=(64, 64), box=(0.3, 0.6))
+    image, layer = build_image(gimp2, pixels)
+    gtk = FakeGtk(gimp2.plugin, cancel_after=None)
+    monkeypatch.setitem(sys.modules, "gtk", gtk)
+    gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, *FAST_ARGS)
+    assert gtk.iterations > 5, "GTK events were not run while the job ran"
+
+    image, layer = build_image(gimp2, pixels)
+    before = layer.fake_data
+    gtk = FakeGtk(gimp2.plugin, cancel_after=3)  # a few events into the job
+    monkeypatch.setitem(sys.modules, "gtk", gtk)
+    with pytest.raises(gimp2.gimp.error, match="cancelled"):
+        gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, *FAST_ARGS)
+    assert [item.name for item in image.layers] == ["Top", "Painting", "Background"]
+    assert layer.fake_data == before and image.fake_undo_depth == 0

@@ -1,8 +1,9 @@
-"""The GIMP 3 plug-in inside a real GIMP 3.0 (Debian 13 chroot) against a real `fixative serve`.
+"""The GIMP 3 plug-in inside real GIMP 3.0 (Debian 13 chroot) and GIMP 3.2 (Debian sid chroot)
+against a real `fixative serve`: every test runs once per version.
 
-tests/gimp/build_chroot.sh builds the chroot (CI runs it first and sets FIXATIVE_REQUIRE_GIMP=1);
-without it these tests skip. On a Debian 13 host with gimp-console-3.0 installed they run GIMP
-directly instead. GIMP runs the cases in tests/gimp/gimp_batch.py through python-fu-eval and
+tests/gimp/build_chroot.sh builds the chroots (FIXATIVE_CHROOT_SUITE=trixie|sid; CI builds both
+and sets FIXATIVE_REQUIRE_GIMP=1, so a missing version fails); without them these tests skip. A
+host with gimp-console-3.x installed runs that GIMP directly instead. GIMP runs the cases in tests/gimp/gimp_batch.py through python-fu-eval and
 writes raw pixels and the layer stack; the judging happens here.
 """
 
@@ -23,13 +24,16 @@ import pytest
 from tests.conftest import REPO, painting
 from tests.gimp.checks import check_within_budget, engine_in
 
-CHROOT = Path(os.environ.get("FIXATIVE_GIMP_CHROOT", "/var/cache/fixative/gimp3-chroot"))
-READY_MARKER = CHROOT / ".fixative-gimp-ready"
+# Every GIMP 3 these machines run: (version, chroot built by tests/gimp/build_chroot.sh with
+# FIXATIVE_CHROOT_SUITE=...). GIMP 3.0.4 from Debian 13, GIMP 3.2.x from Debian sid.
+GIMP_VERSIONS = {
+    "3.0": Path(os.environ.get("FIXATIVE_GIMP_CHROOT", "/var/cache/fixative/gimp3-chroot")),
+    "3.2": Path(os.environ.get("FIXATIVE_GIMP32_CHROOT", "/var/cache/fixative/sid-chroot")),
+}
 PLUGIN_DIR = REPO / "plugins" / "gimp" / "gimp3" / "fixative_protect"
 COMMON_DIR = REPO / "plugins" / "common"
 GIMP_DIR = REPO / "tests" / "gimp"
 GIMP_TIMEOUT_S = float(os.environ.get("FIXATIVE_GIMP_TIMEOUT", "420"))
-HOST_GIMP = shutil.which("gimp-console-3.0")
 
 pytestmark = [pytest.mark.gimp, pytest.mark.slow]
 
@@ -40,8 +44,9 @@ import fixative_png  # noqa: E402
 class GimpSetup:
     """Where GIMP runs (chroot or host) and how paths look from inside it."""
 
-    def __init__(self, chroot: Path | None):
-        self.chroot = chroot
+    def __init__(self, chroot: Path | None, version: str):
+        self.chroot, self.version = chroot, version
+        self.console = f"gimp-console-{version}"
 
     def inside(self, host_path: Path) -> str:
         """The path GIMP sees for a host path."""
@@ -59,27 +64,34 @@ class GimpSetup:
         return self.chroot / "tmp" / f"fixative-test-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture(scope="module")
-def gimp_setup() -> GimpSetup:
-    if READY_MARKER.exists():
-        return GimpSetup(CHROOT)
-    if HOST_GIMP:
-        return GimpSetup(None)
-    reason = (f"no GIMP 3: {READY_MARKER} is missing and gimp-console-3.0 is not installed; run "
-              "tests/gimp/build_chroot.sh (as root) first")
+@pytest.fixture(scope="module", params=sorted(GIMP_VERSIONS), ids=lambda v: f"gimp{v}")
+def gimp_setup(request) -> GimpSetup:
+    version = request.param
+    chroot = GIMP_VERSIONS[version]
+    suite = "trixie" if version == "3.0" else "sid"
+    if (chroot / ".fixative-gimp-ready").exists() and (chroot / "usr" / "bin"
+                                                        / f"gimp-console-{version}").exists():
+        return GimpSetup(chroot, version)
+    if shutil.which(f"gimp-console-{version}"):
+        return GimpSetup(None, version)
+    reason = (f"no GIMP {version}: {chroot} has no gimp-console-{version} and none is installed; "
+              f"run FIXATIVE_CHROOT_SUITE={suite} tests/gimp/build_chroot.sh (as root) first")
     if os.environ.get("FIXATIVE_REQUIRE_GIMP"):
         pytest.fail(reason + " (FIXATIVE_REQUIRE_GIMP is set)")
     pytest.skip(reason)
 
 
-def install_plugin(gimp_home: Path) -> Path:
-    """Install with the real installer into GIMP 3.0's folder under ``gimp_home``."""
+def install_plugin(gimp_home: Path, version: str) -> Path:
+    """Install with the real installer into GIMP ``version``'s folder under ``gimp_home`` (made
+    first, as GIMP's own first run would)."""
     from tests.helpers.install import run_installer
 
-    target = gimp_home / ".config" / "GIMP" / "3.0" / "plug-ins" / "fixative_protect"
+    config = gimp_home / ".config" / "GIMP" / version
+    config.mkdir(parents=True, exist_ok=True)
+    target = config / "plug-ins" / "fixative_protect"
     if target.exists():
         shutil.rmtree(target)
-    run_installer(gimp_home, "--gimp", "--gimp-version", "3.0")
+    run_installer(gimp_home, "--gimp", "--gimp-version", version)
     assert os.access(target / "fixative_protect.py", os.X_OK)
     for name in ("fixative_client.py", "fixative_png.py", "fixative_options.py",
                  "fixative_plugin.py", "fixative_options_fallback.json"):
@@ -97,8 +109,11 @@ def write_png(path: Path, pixels: np.ndarray) -> None:
     path.write_bytes(fixative_png.encode_png(width, height, channels, depth, data))
 
 
-def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[dict]) -> dict:
-    """Run the cases in one GIMP session; returns the verdict with raw pixel files loaded."""
+def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[dict],
+             display: bool = False) -> dict:
+    """Run the cases in one GIMP session; returns the verdict with raw pixel files loaded.
+
+    ``display``: under Xvfb, so interactive runs can build the plug-in's dialog."""
     work = setup.work_dir(scratch)
     work.mkdir(parents=True)
     try:
@@ -109,17 +124,25 @@ def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[d
             png_path = work / f"{case['name']}.png"
             write_png(png_path, case.pop("pixels"))
             case["png"] = setup.inside(png_path)
+            if "style_pixels" in case:
+                style_path = work / f"{case['name']}-style.png"
+                write_png(style_path, case.pop("style_pixels"))
+                case["args"]["style-image"] = setup.inside(style_path)
         spec = {"out_dir": setup.inside(work), "cases": cases}
         (work / "spec.json").write_text(json.dumps(spec))
         shutil.copy2(GIMP_DIR / "gimp_batch.py", work / "gimp_batch.py")
-        install_plugin(setup.home(work))
+        install_plugin(setup.home(work), setup.version)
 
         code = f"exec(open({setup.inside(work / 'gimp_batch.py')!r}).read())"
-        gimp_args = ["gimp-console-3.0", "-i", "-d", "-f", "--no-splash",
-                     "--batch-interpreter=python-fu-eval", "-b", code, "--quit"]
+        # -f: no fonts (fast start), so the tests cannot make text layers.
+        gimp_args = ((["xvfb-run", "-a"] if display else [])
+                     + [setup.console, "-i", "-d", "-f", "--no-splash",
+                        "--batch-interpreter=python-fu-eval", "-b", code, "--quit"])
         env_args = [f"HOME={setup.inside(setup.home(work))}",
                     f"FIXATIVE_HOME={setup.inside(home_inside)}",
                     f"FIXATIVE_GIMP_SPEC={setup.inside(work / 'spec.json')}"]
+        if display:  # the plug-in builds its dialog, then closes it at once
+            env_args.append("FIXATIVE_GIMP_DIALOG_CHECK=1")
         if setup.chroot is not None:
             command = [str(GIMP_DIR / "run_in_chroot.sh"), str(setup.chroot), "env", *env_args,
                        *gimp_args]
@@ -135,12 +158,16 @@ def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[d
         assert verdict_path.exists(), f"GIMP wrote no verdict\n{log}"
         verdict = json.loads(verdict_path.read_text())
         verdict["log"] = log
+        assert verdict["gimp_version"].startswith(setup.version + "."), verdict["gimp_version"]
         for case in verdict["cases"]:
             case["pixels"] = {}
-            for kind in ("before", "source-after", "result"):
+            for kind in ("before", "source-after", "result", "text", "visible"):
                 path = work / f"{case['name']}.{kind}"
                 if path.exists():
                     case["pixels"][kind] = path.read_bytes()
+            exported = next((c.get("export") for c in cases if c["name"] == case["name"]), None)
+            if exported and (work / exported).exists():
+                case["pixels"]["export"] = (work / exported).read_bytes()
         return verdict
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -186,19 +213,33 @@ def check_pixels(original: np.ndarray, protected: np.ndarray, fmt: str, intensit
                         65535 if fmt.endswith("u16") else 255, intensity)
 
 
-def check_protected_layer(case: dict, intensity: str) -> None:
-    """New layer right above the source, same geometry, pixels changed within the budget."""
+COPIED = ("width", "height", "offsets", "type", "opacity", "mode", "lock_position", "lock_alpha",
+          "lock_content", "mask")
+
+
+def layer_named(case: dict, name: str) -> dict:
+    return next(layer for layer in case["after_layers"] if layer["name"] == name)
+
+
+def check_protected_layer(case: dict, intensity: str, keep_visible: bool = False) -> None:
+    """The copy takes the source's place with all its properties; the source is kept untouched
+    below it: hidden and renamed by default, unchanged with keep-original-visible."""
     assert case["status"] == "success", case
     before = {layer["name"]: layer for layer in case["before_layers"]}
     after = [layer["name"] for layer in case["after_layers"]]
-    assert after == ["Top", "Painting (protected)", "Painting", "Background"], after
-    source = next(layer for layer in case["after_layers"] if layer["name"] == "Painting")
-    result = next(layer for layer in case["after_layers"] if layer["name"] == "Painting (protected)")
-    moved = {key: value for key, value in source.items() if key != "position"}
-    assert moved == {key: value for key, value in before["Painting"].items() if key != "position"}
-    assert result["position"] == source["position"] - 1, "not directly above the source"
-    for key in ("width", "height", "offsets", "type"):
-        assert result[key] == source[key], (key, result, source)
+    original_name = "Painting" if keep_visible else "Painting (original)"
+    assert after == ["Top", "Painting (protected)", original_name, "Background"], after
+    source = layer_named(case, original_name)
+    result = layer_named(case, "Painting (protected)")
+    assert source["visible"] is keep_visible, source
+    unchanged = {key: value for key, value in source.items()
+                 if key not in ("position", "name", "visible")}
+    assert unchanged == {key: value for key, value in before["Painting"].items()
+                         if key not in ("position", "name", "visible")}
+    assert result["position"] == before["Painting"]["position"], "not in the source's place"
+    assert result["visible"] is True
+    for key in COPIED:
+        assert result[key] == before["Painting"][key], (key, result, before["Painting"])
 
     pixels = case["pixels"]
     assert pixels["source-after"] == pixels["before"], "the source layer's pixels changed"
@@ -218,15 +259,39 @@ def engine_verdict(gimp_setup, tmp_path_factory):
         rgb16 = deep(painting(size=56))
         cases = [
             {"name": "rgba8", "pixels": with_alpha(painting(size=(88, 72))), "canvas": [130, 110],
-             "offsets": [13, 7], "args": FAST},
+             "offsets": [13, 7], "args": FAST,
+             "setup": {"opacity": 60.0, "mode": "MULTIPLY", "lock_position": True,
+                       "lock_alpha": True, "mask": True}},
             {"name": "rgb16", "pixels": rgb16, "canvas": [80, 70], "offsets": [5, 9],
              "args": FAST},
             {"name": "gray8", "pixels": grey(painting(size=64, box=(0.6, 0.5))),
              "canvas": [70, 70], "offsets": [3, 2], "args": FAST},
+            {"name": "graya16", "pixels": deep(with_alpha(grey(painting(size=40, box=(0.5, 0.2))))),
+             "canvas": [50, 44], "offsets": [4, 1], "args": FAST},
+            {"name": "keepvisible", "pixels": painting(size=40, box=(0.1, 0.1)),
+             "canvas": [44, 44], "offsets": [2, 2], "args": {**FAST, "keep-original-visible": True},
+             "style_pixels": painting(name="great_wave_hokusai_1831.jpg", size=32)},
             {"name": "inplace", "pixels": painting(size=48, box=(0.2, 0.7)), "canvas": [60, 60],
              "offsets": [6, 6], "args": {**FAST, "new-layer": False}},
+            # Image coordinates: layer offsets (5, 3), so the box is x 12..52, y 8..38 of the layer.
+            {"name": "selection", "pixels": painting(size=64, box=(0.4, 0.4)), "canvas": [74, 70],
+             "offsets": [5, 3], "select": [17, 11, 40, 30], "args": FAST},
+            {"name": "selection-inplace", "pixels": painting(size=64, box=(0.7, 0.4)),
+             "canvas": [64, 64], "offsets": [0, 0], "select": [20, 8, 24, 40],
+             "args": {**FAST, "new-layer": False}},
             {"name": "indexed", "pixels": painting(size=40), "canvas": [40, 40],
              "offsets": [0, 0], "convert": "indexed", "args": FAST},
+            {"name": "group", "pixels": with_alpha(painting(size=(40, 36), box=(0.2, 0.5))),
+             "canvas": [50, 50], "offsets": [5, 6], "args": FAST, "setup": {"group": True}},
+            {"name": "visible", "pixels": with_alpha(painting(size=(40, 30), box=(0.6, 0.1))),
+             "canvas": [48, 40], "offsets": [4, 5], "args": {**FAST, "visible-picture": True}},
+            {"name": "export-png", "pixels": painting(size=48, box=(0.3, 0.2)),
+             "canvas": [48, 48], "offsets": [0, 0], "export": "posted.png", "args": dict(FAST)},
+            {"name": "export-jpeg", "pixels": painting(size=48, box=(0.5, 0.2)),
+             "canvas": [48, 48], "offsets": [0, 0], "export": "posted.jpg", "args": dict(FAST)},
+            {"name": "export-webp", "pixels": painting(size=48, box=(0.5, 0.6)),
+             "canvas": [48, 48], "offsets": [0, 0], "export": "posted.webp",
+             "args": {**FAST, "credentials": False}},
         ]
         return run_gimp(gimp_setup, scratch, home, cases)
 
@@ -238,9 +303,12 @@ def case_named(verdict: dict, name: str) -> dict:
     return case
 
 
-def test_rgba_8bit_layer_with_offsets(engine_verdict):
+def test_rgba_8bit_layer_copy_carries_mask_opacity_mode_and_locks(engine_verdict):
     case = case_named(engine_verdict, "rgba8")
     assert case["precision"].startswith("u8")
+    painting_before = next(layer for layer in case["before_layers"] if layer["name"] == "Painting")
+    assert painting_before["mask"] is not None and painting_before["mode"] == "multiply"
+    assert painting_before["lock_position"] and painting_before["opacity"] == 60.0
     check_protected_layer(case, "default")
 
 
@@ -259,15 +327,58 @@ def test_greyscale_layer(engine_verdict):
     check_protected_layer(case, "default")
 
 
+def test_16bit_grey_alpha_layer(engine_verdict):
+    case = case_named(engine_verdict, "graya16")
+    assert case["base_type"] == "gray" and case["source_format"] == "Y'A u16", case
+    check_protected_layer(case, "default")
+
+
+def test_keep_original_visible_leaves_the_source_as_it_was(engine_verdict):
+    check_protected_layer(case_named(engine_verdict, "keepvisible"), "default", keep_visible=True)
+
+
 def test_in_place_when_new_layer_is_off(engine_verdict):
     case = case_named(engine_verdict, "inplace")
     assert case["status"] == "success", case
     assert case["after_layers"] == case["before_layers"], "no layer may be added"
-    source = next(layer for layer in case["after_layers"] if layer["name"] == "Painting")
+    source = layer_named(case, "Painting")
     fmt = case["source_format"]
     before = as_array(case["pixels"]["before"], fmt, source["width"], source["height"])
     after = as_array(case["pixels"]["source-after"], fmt, source["width"], source["height"])
     check_pixels(before, after, fmt, "default")
+
+
+def check_only_box_changed(before: np.ndarray, after: np.ndarray, box: tuple[int, int, int, int],
+                           fmt: str) -> None:
+    """Inside the box (layer coordinates) protected within budget; outside bit-identical."""
+    x, y, width, height = box
+    outside = np.ones(before.shape[:2], bool)
+    outside[y:y + height, x:x + width] = False
+    np.testing.assert_array_equal(after[outside], before[outside],
+                                  err_msg="pixels outside the selection changed")
+    check_pixels(before[y:y + height, x:x + width], after[y:y + height, x:x + width], fmt,
+                 "default")
+
+
+def test_selection_protects_only_its_bounding_box_in_a_new_layer(engine_verdict):
+    case = case_named(engine_verdict, "selection")
+    assert case["status"] == "success", case
+    source = layer_named(case, "Painting (original)")
+    fmt = case["source_format"]
+    before = as_array(case["pixels"]["before"], fmt, source["width"], source["height"])
+    result = as_array(case["pixels"]["result"], fmt, source["width"], source["height"])
+    assert case["pixels"]["source-after"] == case["pixels"]["before"]
+    check_only_box_changed(before, result, (12, 8, 40, 30), fmt)
+
+
+def test_selection_in_place(engine_verdict):
+    case = case_named(engine_verdict, "selection-inplace")
+    assert case["status"] == "success", case
+    source = layer_named(case, "Painting")
+    fmt = case["source_format"]
+    before = as_array(case["pixels"]["before"], fmt, source["width"], source["height"])
+    after = as_array(case["pixels"]["source-after"], fmt, source["width"], source["height"])
+    check_only_box_changed(before, after, (20, 8, 24, 40), fmt)
 
 
 def test_indexed_image_is_refused_clearly(engine_verdict):
@@ -319,13 +430,109 @@ def test_a_new_schema_field_becomes_a_procedure_argument(gimp_setup, fixative_ho
     arguments = verdict["arguments"]
     assert isinstance(arguments, list), f"{arguments}\n{verdict['log']}"
     names = [argument["name"] for argument in arguments]
-    assert names[-10:] == ["mode", "intensity", "quality", "robustness", "target-style",
+    assert names[-13:] == ["mode", "intensity", "quality", "robustness", "target-style",
                            "concept", "target-concept", "new-layer", "dummy-level",
-                           "dummy-count"], names
+                           "dummy-count", "style-image", "keep-original-visible",
+                           "visible-picture"], names
     by_name = {argument["name"]: argument for argument in arguments}
     assert by_name["dummy-level"]["choices"] == ["a", "b"]
-    assert by_name["dummy-level"]["default"] == "b" and by_name["dummy-level"]["label"] == "Dummy level"
+    assert by_name["dummy-level"]["default"] == "b"
+    assert by_name["dummy-level"]["label"].replace("_", "") == "Dummy level"
     assert by_name["dummy-count"]["type"] == "gint" and by_name["dummy-count"]["default"] == 3
     assert by_name["mode"]["choices"] == ["style", "poison", "both"]
     assert by_name["concept"]["type"] == "gchararray" and by_name["concept"]["default"] == ""
     assert "dummy-hidden" not in by_name
+
+
+def test_dialog_opens_without_gtk_warnings_and_target_style_is_a_list(gimp_setup, fixative_home,
+                                                                      tmp_path):
+    """The real dialog, built under Xvfb: no 'chars != NULL' or 'duplicate mnemonic' warnings on
+    GIMP's stderr; target style offered as the engine's list; style image a file argument."""
+    cases = [{"name": "dialog", "pixels": painting(size=32), "canvas": [32, 32],
+              "offsets": [0, 0], "args": {}, "interactive": True}]
+    verdict = run_gimp(gimp_setup, tmp_path, fixative_home, cases, display=True)
+    case = case_named(verdict, "dialog")
+    assert case["status"] == "cancel", f"{case}\n{verdict['log']}"
+    assert "Fixative: cannot grey out" not in verdict["log"], verdict["log"]
+    for warning in ("chars != NULL", "duplicate mnemonic", "no mnemonic", "Traceback"):
+        assert warning not in verdict["log"], f"{warning!r} in GIMP's output:\n{verdict['log']}"
+    # GIMP's own core process (gimp-console run interactively) may log criticals; ours may not.
+    plugin_criticals = [line for line in verdict["log"].splitlines() if "CRITICAL" in line
+                        and not line.lstrip().startswith(("(gimp:", "(gimp-console"))]
+    assert plugin_criticals == [], verdict["log"]
+    by_name = {argument["name"]: argument for argument in verdict["arguments"]}
+    schema = json.loads((COMMON_DIR / "fixative_options_fallback.json").read_text())
+    styles = next(f for f in schema["fields"] if f["name"] == "target_style")["suggestions"]
+    assert by_name["target-style"]["choices"] == styles
+    assert by_name["target-style"]["default"] == "auto"
+    assert by_name["style-image"]["type"] == "GFile", by_name["style-image"]
+
+
+def check_export(case: dict, fmt: str, credentials: bool) -> bytes:
+    """The exported file: right format and size, opt-out XMP, C2PA when asked, image unchanged."""
+    import io
+
+    from PIL import Image
+
+    assert case["status"] == "success", case
+    assert case["after_layers"] == case["before_layers"], "export must not change the image"
+    assert case["pixels"]["source-after"] == case["pixels"]["before"]
+    data = case["pixels"]["export"]
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == fmt and image.size == (48, 48), (image.format, image.size)
+    if fmt != "WEBP":
+        assert b"DMI-PROHIBITED" in data, "no 'no AI training' XMP in the file"
+    assert (b"c2pa" in data) is credentials, "C2PA credentials present/absent as asked"
+    return data
+
+
+def test_export_protected_png_has_optout_and_credentials(engine_verdict):
+    import io
+
+    from PIL import Image
+
+    case = case_named(engine_verdict, "export-png")
+    data = check_export(case, "PNG", credentials=True)
+    with Image.open(io.BytesIO(data)) as image:
+        exported = np.asarray(image.convert("RGB"))
+    before = as_array(case["pixels"]["before"], case["source_format"], 48, 48)
+    # An opaque layer filling the canvas: the merged picture is the layer itself.
+    check_pixels(before, exported, case["source_format"], "default")
+
+
+def test_export_protected_jpeg_and_webp(engine_verdict):
+    check_export(case_named(engine_verdict, "export-jpeg"), "JPEG", credentials=True)
+    check_export(case_named(engine_verdict, "export-webp"), "WEBP", credentials=False)
+
+
+def test_layer_group_is_protected_as_one_merged_copy(engine_verdict):
+    case = case_named(engine_verdict, "group")
+    assert case["status"] == "success", case
+    names = [layer["name"] for layer in case["after_layers"]]
+    assert names == ["Top", "Group (protected)", "Group (original)", "Background"], names
+    group, result = layer_named(case, "Group (original)"), layer_named(case, "Group (protected)")
+    assert group["visible"] is False and result["visible"] is True
+    assert (result["width"], result["height"], result["offsets"]) == (
+        group["width"], group["height"], group["offsets"])
+    assert case["pixels"]["source-after"] == case["pixels"]["before"], "a layer in the group changed"
+    fmt = case["source_format"]  # the painting (RGBA) alone makes up the group's look
+    before = as_array(case["pixels"]["before"], fmt, result["width"], result["height"])
+    protected = as_array(case["pixels"]["result"], case["result_format"], result["width"],
+                         result["height"])
+    check_pixels(before, protected, fmt, "default")
+
+
+def test_visible_picture_becomes_one_protected_layer_on_top(engine_verdict):
+    case = case_named(engine_verdict, "visible")
+    assert case["status"] == "success", case
+    names = [layer["name"] for layer in case["after_layers"]]
+    assert names == ["Visible (protected)", "Top", "Painting", "Background"], names
+    assert [layer for layer in case["after_layers"] if layer["name"] != "Visible (protected)"] == [
+        {**layer, "position": layer["position"] + 1} for layer in case["before_layers"]]
+    result = layer_named(case, "Visible (protected)")
+    assert (result["width"], result["height"], result["offsets"]) == (48, 40, [0, 0])
+    assert case["pixels"]["source-after"] == case["pixels"]["before"]
+    fmt = case["visible_format"]
+    before = as_array(case["pixels"]["visible"], fmt, 48, 40)
+    protected = as_array(case["pixels"]["result"], case["result_format"], 48, 40)
+    check_pixels(before, protected, fmt, "default")

@@ -118,6 +118,14 @@ def _pillow_meta(data: bytes) -> tuple[bytes | None, bytes | None, dict | None]:
         return icc, exif, json.loads(info) if isinstance(info, str) else None
 
 
+_PNG_GREY_ALPHA = 4
+
+
+def _png_colour_type(data: bytes) -> int | None:
+    """The IHDR colour type (0 grey, 2 RGB, 3 palette, 4 grey+alpha, 6 RGBA)."""
+    return data[25] if len(data) > 25 and data[12:16] == b"IHDR" else None
+
+
 def _load_png(data: bytes) -> LoadedImage:
     import cv2
 
@@ -132,8 +140,8 @@ def _load_png(data: bytes) -> LoadedImage:
         array = array[..., [2, 1, 0, 3][: array.shape[2]]]  # BGR(A) → RGB(A)
     if array.ndim == 2:
         array = array[..., None]
-    if mode == "LA":  # OpenCV drops grey+alpha's alpha; Pillow reads it fine
-        array = np.asarray(Image.open(io.BytesIO(data)))
+    if _png_colour_type(data) == _PNG_GREY_ALPHA and array.shape[2] == 4:
+        array = array[..., [0, 3]]  # OpenCV expands grey+alpha (8 or 16 bit) to grey-valued BGRA
     icc, exif, info = _pillow_meta(data)
     return LoadedImage(np.ascontiguousarray(array), "PNG", icc, exif, fixative_info=info)
 
@@ -278,9 +286,9 @@ def _encode_png(array: np.ndarray, icc: bytes | None, exif: bytes | None, xmp: b
     if array.dtype not in (np.uint8, np.uint16):
         array = np.clip(np.round(array * 65535), 0, 65535).astype(np.uint16)
     channels = array.shape[2]
-    if channels == 2:  # OpenCV cannot write grey+alpha; Pillow can (8-bit only)
-        if array.dtype == np.uint16:
-            raise OutputError("16-bit grey+alpha PNG is not supported; save as RGBA or TIFF")
+    if channels == 2 and array.dtype == np.uint16:  # neither OpenCV nor Pillow writes this one
+        png = _encode_grey_alpha16_png(array)
+    elif channels == 2:  # OpenCV cannot write grey+alpha; Pillow can (8-bit)
         buffer = io.BytesIO()
         Image.fromarray(array, "LA").save(buffer, "PNG")
         png = buffer.getvalue()
@@ -300,6 +308,16 @@ def _encode_png(array: np.ndarray, icc: bytes | None, exif: bytes | None, xmp: b
     if info:
         chunks.append(_png_chunk(b"tEXt", b"fixative\0" + json.dumps(info).encode("latin-1", "replace")))
     return add_png_chunks(png, chunks) if chunks else png
+
+
+def _encode_grey_alpha16_png(array: np.ndarray) -> bytes:
+    """A 16-bit grey+alpha PNG (GIMP's "Y'A u16" layers): rows with filter 0, zlib level 6."""
+    height, width = array.shape[:2]
+    raw = np.zeros((height, 1 + width * 4), np.uint8)
+    raw[:, 1:] = np.ascontiguousarray(array, dtype=">u2").view(np.uint8).reshape(height, width * 4)
+    header = struct.pack(">IIBBBBB", width, height, 16, _PNG_GREY_ALPHA, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", zlib.compress(raw.tobytes(), 6)) + _png_chunk(b"IEND", b""))
 
 
 def _encode_tiff(array: np.ndarray, icc: bytes | None, xmp: bytes | None) -> bytes:

@@ -16,7 +16,8 @@ from fixative_png import PngError, decode_png, encode_png
 
 __all__ = [
     "PluginError", "message_of", "check_layer_size", "encode_layer", "decode_result",
-    "check_result_size", "format_eta", "progress_text", "done_text", "error_text",
+    "check_result_size", "decode_png_samples", "export_format", "png_xmp", "add_jpeg_xmp",
+    "format_eta", "progress_text", "done_text", "error_text",
 ]
 
 _STEP = re.compile(r"step\s+(\d+)\s*(?:/|of)\s*(\d+)")
@@ -68,6 +69,15 @@ def decode_result(data, width, height, channels, bit_depth):
     return got[4]
 
 
+def decode_png_samples(data):
+    """(width, height, channels, bit_depth, samples) of a PNG the editor wrote for a layer."""
+    try:
+        return decode_png(data)[:5]
+    except PngError as exc:
+        raise PluginError("Could not read the layer back from the editor (%s); the image was not "
+                          "changed." % message_of(exc))
+
+
 def check_result_size(data, width, height):
     """Like ``decode_result`` for callers that let the editor decode: checks only the size."""
     if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR":
@@ -77,6 +87,66 @@ def check_result_size(data, width, height):
     if (got_width, got_height) != (width, height):
         raise PluginError("The Fixative engine sent back a %dx%d image for a %dx%d layer; the "
                           "image was not changed." % (got_width, got_height, width, height))
+
+
+# -- export files ----------------------------------------------------------------------------------
+
+EXPORT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+_XMP_KEYWORD = b"XML:com.adobe.xmp"
+_JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+
+
+def export_format(path):
+    """'PNG', 'JPEG' or 'WEBP' from the file name, or PluginError naming what is accepted."""
+    extension = ("." + path.rsplit(".", 1)[-1].lower()) if "." in path else ""
+    if extension not in EXPORT_FORMATS:
+        raise PluginError("Export protected writes PNG, JPEG or WebP files: end the file name "
+                          "with .png, .jpg or .webp.")
+    return EXPORT_FORMATS[extension]
+
+
+def png_xmp(png):
+    """The XMP packet (bytes) the engine put in a PNG's iTXt chunk, or None."""
+    position = 8
+    while position + 8 <= len(png):
+        length, kind = struct.unpack(">I4s", png[position:position + 8])
+        payload = png[position + 8:position + 8 + length]
+        if kind == b"iTXt" and payload.startswith(_XMP_KEYWORD + b"\x00"):
+            # keyword \0, compression flag, method, language \0, translated keyword \0, text
+            rest = payload[len(_XMP_KEYWORD) + 3:]
+            rest = rest[rest.index(b"\x00") + 1:]
+            return rest[rest.index(b"\x00") + 1:]
+        if kind == b"IEND":
+            break
+        position += 12 + length
+    return None
+
+
+def _without_jpeg_xmp(jpeg):
+    """The JPEG minus its APP1 XMP segments (the header segments before the scan are walked)."""
+    out, position = [jpeg[:2]], 2
+    while position + 4 <= len(jpeg) and jpeg[position:position + 1] == b"\xff":
+        marker = jpeg[position + 1:position + 2]
+        if marker == b"\xda":  # start of scan: the rest is image data
+            break
+        length = struct.unpack(">H", jpeg[position + 2:position + 4])[0]
+        segment = jpeg[position:position + 2 + length]
+        if not (marker == b"\xe1" and segment[4:].startswith(_JPEG_XMP_HEADER)):
+            out.append(segment)
+        position += 2 + length
+    out.append(jpeg[position:])
+    return b"".join(out)
+
+
+def add_jpeg_xmp(jpeg, xmp):
+    """The JPEG with ``xmp`` as its only APP1 XMP segment (right after the start marker)."""
+    if jpeg[:2] != b"\xff\xd8":
+        raise PluginError("The exported file is not a JPEG; nothing was written.")
+    body = _JPEG_XMP_HEADER + xmp
+    if len(body) + 2 > 0xFFFF:
+        raise PluginError("The opt-out metadata is too large for a JPEG segment.")
+    jpeg = _without_jpeg_xmp(jpeg)
+    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + jpeg[2:]
 
 
 # -- words for the artist -----------------------------------------------------------------------

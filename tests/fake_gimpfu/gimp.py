@@ -71,6 +71,18 @@ class Image(object):
         self.fake_undo_depth = 0
         self.fake_undo_groups = 0
         self.fake_log = []
+        self.channels = []
+        # The selection as one byte per image pixel (0 unselected .. 255 selected); None: empty.
+        self.fake_selection = None
+
+    def fake_select_rectangle(self, x, y, width, height):
+        """What the rectangle select tool does (test set-up, not a PDB call)."""
+        rows = []
+        for row in range(self.height):
+            inside = y <= row < y + height
+            rows.append(b"".join(b"\xff" if inside and x <= col < x + width else b"\x00"
+                                 for col in range(self.width)))
+        self.fake_selection = b"".join(rows)
 
     def fake_bit_depth(self):
         return 8 if self.precision < 200 else 16
@@ -136,6 +148,8 @@ class Layer(Drawable):
         self.opacity, self.mode = float(opacity), mode
         self.visible = True
         self.mask = None
+        self.fake_locks = {"content": False, "position": False, "alpha": False}
+        self.fake_apply_mask = True
 
     def set_offsets(self, offset_x, offset_y):
         self._offsets = (int(offset_x), int(offset_y))
@@ -152,6 +166,35 @@ class Channel(Drawable):
     def __init__(self, image, name, width, height, opacity=100.0, color=None):
         Drawable.__init__(self, image, name, width, height, GRAY_IMAGE)
         self.opacity = float(opacity)
+
+    @property
+    def bpp(self):
+        return 1  # the fake keeps masks and channels at 8 bits whatever the precision
+
+
+class LayerMask(Channel):
+    def __init__(self, layer):
+        Channel.__init__(self, layer.image, layer.name + " mask", layer.width, layer.height)
+        self.fake_layer = layer
+
+    @property
+    def offsets(self):
+        return self.fake_layer.offsets
+
+
+def _region_of(image, item, mask_bytes):
+    """One byte per item pixel taken from an image-sized mask (None: all 0)."""
+    offset_x, offset_y = item.offsets
+    out = bytearray(item.width * item.height)
+    if mask_bytes is None:
+        return bytes(out)
+    for row in range(item.height):
+        for col in range(item.width):
+            x, y = col + offset_x, row + offset_y
+            if 0 <= x < image.width and 0 <= y < image.height:
+                out[row * item.width + col] = bytearray(mask_bytes[y * image.width + x:
+                                                                   y * image.width + x + 1])[0]
+    return bytes(out)
 
 
 def _siblings(image, parent):
@@ -254,6 +297,100 @@ class _PDB(object):
         if item.fake_attached:
             raise error("gimp-item-delete: the item is still part of an image")
         return 1
+
+    # -- properties, masks, selection (what the plug-in copies) ---------------------------------
+    def gimp_item_get_lock_content(self, item):
+        return int(item.fake_locks["content"])
+
+    def gimp_item_set_lock_content(self, item, value):
+        item.fake_locks["content"] = bool(value)
+
+    def gimp_item_get_lock_position(self, item):
+        return int(item.fake_locks["position"])
+
+    def gimp_item_set_lock_position(self, item, value):
+        item.fake_locks["position"] = bool(value)
+
+    def gimp_layer_get_lock_alpha(self, layer):
+        return int(layer.fake_locks["alpha"])
+
+    def gimp_layer_set_lock_alpha(self, layer, value):
+        layer.fake_locks["alpha"] = bool(value)
+
+    def gimp_layer_get_apply_mask(self, layer):
+        if layer.mask is None:
+            raise error("gimp-layer-get-apply-mask: the layer has no mask")
+        return int(layer.fake_apply_mask)
+
+    def gimp_layer_set_apply_mask(self, layer, value):
+        if layer.mask is None:
+            raise error("gimp-layer-set-apply-mask: the layer has no mask")
+        layer.fake_apply_mask = bool(value)
+
+    def gimp_layer_create_mask(self, layer, mask_type):
+        mask = LayerMask(layer)
+        if mask_type == 0:
+            mask.fake_data = b"\xff" * (layer.width * layer.height)
+        elif mask_type == 4:  # ADD-SELECTION-MASK
+            mask.fake_data = _region_of(layer.image, layer, layer.image.fake_selection)
+        elif mask_type != 1:
+            raise error("gimp-layer-create-mask: type %d is not modelled by the fake" % mask_type)
+        return mask
+
+    def gimp_layer_add_mask(self, layer, mask):
+        if layer.mask is not None:
+            raise error("gimp-layer-add-mask: the layer already has a mask")
+        if not isinstance(mask, LayerMask) or mask.fake_layer is not layer:
+            raise error("gimp-layer-add-mask: the mask was made for another layer")
+        layer.mask = mask
+        layer.image.fake_log.append(("add-mask", layer.name, layer.image.fake_undo_depth))
+
+    def gimp_selection_is_empty(self, image):
+        selection = image.fake_selection
+        return int(selection is None or selection.strip(b"\x00") == b"")
+
+    def gimp_selection_save(self, image):
+        channel = Channel(image, "Selection Mask copy", image.width, image.height)
+        if image.fake_selection is not None:
+            channel.fake_data = image.fake_selection
+        image.channels.insert(0, channel)
+        channel.fake_attached = True
+        return channel
+
+    def gimp_image_select_item(self, image, operation, item):
+        if operation != 2:
+            raise error("gimp-image-select-item: only CHANNEL-OP-REPLACE is modelled by the fake")
+        if not isinstance(item, Channel):
+            raise error("gimp-image-select-item: only channels are modelled by the fake")
+        offset_x, offset_y = item.offsets
+        out = bytearray(image.width * image.height)
+        source = bytearray(item.fake_data)
+        for row in range(item.height):
+            for col in range(item.width):
+                x, y = col + offset_x, row + offset_y
+                if 0 <= x < image.width and 0 <= y < image.height:
+                    out[y * image.width + x] = source[row * item.width + col]
+        image.fake_selection = bytes(out)
+
+    def gimp_image_remove_channel(self, image, channel):
+        if channel not in image.channels:
+            raise error("gimp-image-remove-channel: the channel is not part of the image")
+        image.channels.remove(channel)
+        channel.fake_attached = False
+
+    def gimp_drawable_mask_intersect(self, drawable):
+        """Bounding box of the selection on the drawable (drawable coordinates)."""
+        image = drawable.image
+        if self.gimp_selection_is_empty(image):
+            return 1, 0, 0, drawable.width, drawable.height
+        region = bytearray(_region_of(image, drawable, image.fake_selection))
+        rows = [row for row in range(drawable.height)
+                if any(region[row * drawable.width:(row + 1) * drawable.width])]
+        cols = [col for col in range(drawable.width)
+                if any(region[row * drawable.width + col] for row in range(drawable.height))]
+        if not rows:
+            return 0, 0, 0, 0, 0
+        return 1, cols[0], rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1
 
     # -- progress -------------------------------------------------------------------------------
     def gimp_progress_set_text(self, message):

@@ -5,6 +5,7 @@ GIMP runs this with exec(); the spec file is named by the FIXATIVE_GIMP_SPEC env
 Nothing here judges the result: the pytest side does, with numpy, so a failing check shows numbers.
 """
 
+import hashlib
 import json
 import os
 import traceback
@@ -16,6 +17,7 @@ gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, Gio  # noqa: E402
 
 PROCEDURE = "python-fu-fixative-protect"
+EXPORT_PROCEDURE = "python-fu-fixative-export"
 
 
 def pixel_format(image, drawable):
@@ -42,10 +44,20 @@ def describe_layers(image):
     layers = []
     for layer in image.get_layers():
         _ok, offset_x, offset_y = layer.get_offsets()
-        layers.append({"name": layer.get_name(), "id": layer.get_id(),
-                       "width": layer.get_width(), "height": layer.get_height(),
-                       "offsets": [offset_x, offset_y], "type": layer.type().value_nick,
-                       "position": image.get_item_position(layer)})
+        entry = {"name": layer.get_name(), "id": layer.get_id(),
+                 "width": layer.get_width(), "height": layer.get_height(),
+                 "offsets": [offset_x, offset_y], "type": layer.type().value_nick,
+                 "position": image.get_item_position(layer),
+                 "opacity": round(layer.get_opacity(), 3), "mode": layer.get_mode().value_nick,
+                 "visible": layer.get_visible(), "lock_position": layer.get_lock_position(),
+                 "lock_alpha": layer.get_lock_alpha(), "lock_content": layer.get_lock_content(),
+                 "mask": None}
+        mask = layer.get_mask()
+        if mask is not None:
+            rect = Gegl.Rectangle.new(0, 0, mask.get_width(), mask.get_height())
+            data = bytes(mask.get_buffer().get(rect, 1.0, "Y u8", Gegl.AbyssPolicy.NONE))
+            entry["mask"] = hashlib.sha256(data).hexdigest()[:16] + f":{min(data)}-{max(data)}"
+        layers.append(entry)
     return layers
 
 
@@ -68,6 +80,28 @@ def build_image(case):
                          100.0, Gimp.LayerMode.NORMAL)
     image.insert_layer(top, None, 0)
     top.fill(Gimp.FillType.TRANSPARENT)
+    setup = case.get("setup", {})
+    if "opacity" in setup:
+        painting.set_opacity(setup["opacity"])
+    if "mode" in setup:
+        painting.set_mode(getattr(Gimp.LayerMode, setup["mode"]))
+    if setup.get("lock_position"):
+        painting.set_lock_position(True)
+    if setup.get("lock_alpha"):
+        painting.set_lock_alpha(True)
+    if setup.get("mask"):  # a ramp mask made from the layer's alpha: not all white, not all black
+        mask = painting.create_mask(Gimp.AddMaskType.ALPHA)
+        painting.add_mask(mask)
+    if setup.get("group"):  # the painting inside a layer group "Group", which is protected
+        group = Gimp.GroupLayer.new(image, "Group")
+        image.insert_layer(group, None, image.get_item_position(painting))
+        image.reorder_item(painting, group, 0)
+    if setup.get("text"):  # a text layer "Text" above the painting, which is protected
+        font = Gimp.context_get_font()
+        text = Gimp.TextLayer.new(image, "Fixative test text", font, 18.0, Gimp.Unit.pixel())
+        image.insert_layer(text, None, image.get_item_position(painting))
+    if "select" in case:
+        image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["select"])
     if case.get("convert") == "indexed":
         image.convert_indexed(Gimp.ConvertDitherType.NONE, Gimp.ConvertPaletteType.GENERATE, 64,
                               False, False, "")
@@ -82,19 +116,41 @@ def run_case(case, out_dir):
     verdict["base_type"] = image.get_base_type().value_nick
     verdict["before_layers"] = describe_layers(image)
     verdict["source_format"] = dump_pixels(image, painting, os.path.join(out_dir, f"{name}.before"))
+    target = painting
+    setup = case.get("setup", {})
+    if setup.get("group"):
+        target = painting.get_parent()
+    elif setup.get("text"):
+        target = next(layer for layer in image.get_layers() if layer.is_text_layer())
+        verdict["text_format"] = dump_pixels(image, target, os.path.join(out_dir, f"{name}.text"))
+    if case.get("args", {}).get("visible-picture"):
+        visible = Gimp.Layer.new_from_visible(image, image, "visible-before")
+        verdict["visible_format"] = dump_pixels(image, visible,
+                                                os.path.join(out_dir, f"{name}.visible"))
+        visible.delete()
 
-    procedure = Gimp.get_pdb().lookup_procedure(PROCEDURE)
+    procedure = Gimp.get_pdb().lookup_procedure(EXPORT_PROCEDURE if case.get("export")
+                                                else PROCEDURE)
     if procedure is None:
         verdict["status"] = "not-registered"
         return verdict
     config = procedure.create_config()
-    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    if case.get("export"):
+        config.set_property("file", Gio.File.new_for_path(os.path.join(out_dir, case["export"])))
+    interactive = case.get("interactive", False)  # the dialog (built, then closed: see plug-in)
+    config.set_property("run-mode", Gimp.RunMode.INTERACTIVE if interactive
+                        else Gimp.RunMode.NONINTERACTIVE)
     config.set_property("image", image)
-    config.set_core_object_array("drawables", [painting])
+    config.set_core_object_array("drawables", [target])
     for key, value in case.get("args", {}).items():
+        if key == "style-image":
+            value = Gio.File.new_for_path(value)
         config.set_property(key, value)
     result = procedure.run(config)
-    verdict["status"] = result.index(0).value_nick
+    status = result.index(0)
+    if isinstance(status, int):  # GIMP 3.2's bindings give the PDB status as a plain int
+        status = Gimp.PDBStatusType(status)
+    verdict["status"] = status.value_nick
     verdict["error"] = result.index(1) if result.length() > 1 else None
     if verdict["error"] is not None and not isinstance(verdict["error"], str):
         verdict["error"] = str(verdict["error"])
@@ -104,6 +160,7 @@ def run_case(case, out_dir):
     dump_pixels(image, painting, os.path.join(out_dir, f"{name}.source-after"))
     protected = [layer for layer in image.get_layers() if layer.get_id() != painting.get_id()
                  and layer.get_name().endswith("(protected)")]
+    verdict["protected_is_text"] = bool(protected) and protected[0].is_text_layer()
     if protected:
         verdict["result_format"] = dump_pixels(image, protected[0],
                                                os.path.join(out_dir, f"{name}.result"))

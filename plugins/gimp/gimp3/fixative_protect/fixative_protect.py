@@ -18,12 +18,14 @@ import gi
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
+from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
 PROCEDURE_NAME = "python-fu-fixative-protect"
+EXPORT_PROCEDURE_NAME = "python-fu-fixative-export"
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
 EIGHT_BIT_PRECISIONS = ("U8_LINEAR", "U8_NON_LINEAR", "U8_PERCEPTUAL")
 INT_RANGE = (-2**31, 2**31 - 1)
+MIN_SIDE = 16  # the engine's smallest accepted side, in pixels
 
 
 def _add_common_to_path():
@@ -54,6 +56,23 @@ def argument_name(field):
     return field["name"].replace("_", "-")
 
 
+# Letters GIMP's dialog buttons use (_OK, _Cancel, _Help, _Reset, _Save/_Load defaults): never
+# given to a field.
+_BUTTON_MNEMONICS = set("ochrsld")
+
+
+def with_mnemonic(label, used):
+    """The label with a keyboard mnemonic (``_`` before the first letter no other label or
+    dialog button uses); ``used`` collects the letters taken. GIMP 3 warns about labels
+    without one and about duplicates."""
+    for index, char in enumerate(label):
+        key = char.lower()
+        if char.isalnum() and key not in used and key not in _BUTTON_MNEMONICS:
+            used.add(key)
+            return label[:index] + "_" + label[index:]
+    return label
+
+
 def _make_choice(field):
     choice = Gimp.Choice.new()
     for index, entry in enumerate(field["choices"]):
@@ -62,9 +81,24 @@ def _make_choice(field):
     return choice
 
 
-def add_option_argument(procedure, field):
+def _suggestions_as_choice(field):
+    """A text field with a fixed list of suggestions (target style: the engine's styles) as a
+    choice field, so the dialog offers a list instead of a blank entry."""
+    values = [str(value) for value in field.get("suggestions") or []]
+    default = str(field.get("default") or "")
+    if default and default not in values:
+        values.insert(0, default)
+    choices = [{"value": value, "label": value.replace("-", " ").capitalize(), "help": ""}
+               for value in values]
+    return dict(field, kind="choice", choices=choices, default=default or values[0])
+
+
+def add_option_argument(procedure, field, mnemonics):
     """One procedure argument for a schema field: the ProcedureDialog shows it as such."""
-    name, label = argument_name(field), fixative_options.label_of(field)
+    name = argument_name(field)
+    label = with_mnemonic(fixative_options.label_of(field), mnemonics)
+    if field["kind"] == "text" and field.get("suggestions"):
+        field = _suggestions_as_choice(field)
     help_text, default, kind = field.get("help") or "", field.get("default"), field["kind"]
     flags = GObject.ParamFlags.READWRITE
     if kind == "choice":
@@ -121,12 +155,23 @@ def check_target(image, drawables):
     drawable = drawables[0]
     if not isinstance(drawable, Gimp.Layer) or isinstance(drawable, Gimp.LayerMask):
         raise PluginError("Select a layer to protect, not a channel or a layer mask.")
-    if drawable.is_group():
-        raise PluginError("Select a single layer to protect, not a layer group.")
     if drawable.is_indexed():
         raise PluginError("Indexed-colour layers cannot be protected. Convert the image with "
                           "Image > Mode > RGB first.")
     return drawable
+
+
+def read_style_image(config):
+    """The style reference image's bytes (PNG/JPEG/TIFF file as chosen), or None."""
+    chosen = config.get_property("style-image")
+    if chosen is None or chosen.get_path() is None:
+        return None
+    try:
+        _ok, contents, _etag = chosen.load_contents(None)
+    except GLib.Error as exc:
+        raise PluginError(f"Could not read the style reference image {chosen.get_path()} "
+                          f"({exc.message}).") from None
+    return bytes(contents)
 
 
 def read_options(config, schema):
@@ -158,14 +203,14 @@ class Progress:
         Gimp.progress_update(max(0.0, min(1.0, float(fraction))))
 
 
-def protect_pixels(client, png, options, progress):
+def protect_pixels(client, png, options, progress, style_image=None):
     """Run one engine job; cancels it if this process is told to stop while waiting."""
     def stop(_signum, _frame):
         raise SystemExit(1)
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        return client.protect(png, options, on_progress=progress.job)
+        return client.protect(png, options, on_progress=progress.job, style_image=style_image)
     except BaseException:
         job_id = getattr(client, "last_job_id", None)
         if job_id and sys.exc_info()[0] in (SystemExit, KeyboardInterrupt):
@@ -178,19 +223,74 @@ def protect_pixels(client, png, options, progress):
         signal.signal(signal.SIGTERM, previous)
 
 
-def write_result(image, drawable, data, fmt, new_layer):
-    """Put the protected pixels into the image as one undo step; returns the layer written."""
+def selected_region(drawable, canvas_image=None):
+    """(x, y, width, height) in layer coordinates: the selection's bounding box on this layer,
+    or the whole layer when nothing is selected. Pixels outside it are never touched.
+    ``canvas_image``: the drawable is a canvas-sized layer not yet in that image."""
     width, height = drawable.get_width(), drawable.get_height()
-    rect = Gegl.Rectangle.new(0, 0, width, height)
+    image = canvas_image or drawable.get_image()
+    if Gimp.Selection.is_empty(image):
+        return 0, 0, width, height
+    if canvas_image is not None:
+        non_empty, x1, y1, x2, y2 = Gimp.Selection.bounds(image)
+        non_empty, x, y, region_w, region_h = non_empty, x1, y1, x2 - x1, y2 - y1
+    else:
+        non_empty, x, y, region_w, region_h = drawable.mask_intersect()
+    if not non_empty:
+        raise PluginError("The selection does not touch this layer: select part of the layer "
+                          "(or nothing, for the whole layer).")
+    if min(region_w, region_h) < MIN_SIDE:
+        raise PluginError(f"The selection covers only {region_w}x{region_h} pixels of this layer; "
+                          f"the engine needs at least {MIN_SIDE}x{MIN_SIDE}. Select a larger area.")
+    return x, y, region_w, region_h
+
+
+def place_copy(image, drawable, keep_original_visible):
+    """A copy of the layer (mask, opacity, mode, locks, visibility and offsets included) in the
+    original's place; the original is hidden below it as "NAME (original)" unless kept visible."""
+    name = drawable.get_name()
+    copy = drawable.copy()
+    image.insert_layer(copy, drawable.get_parent(), image.get_item_position(drawable))
+    copy.set_name(f"{name} (protected)")
+    if not keep_original_visible:
+        drawable.set_name(f"{name} (original)")
+        drawable.set_visible(False)
+    return copy
+
+
+def place_merged_copy(image, group, keep_original_visible):
+    """A layer group's look as one layer in its place ("NAME (protected)"); the group is kept
+    below it, hidden and renamed "NAME (original)" unless kept visible."""
+    name = group.get_name()
+    copy = group.copy()
+    image.insert_layer(copy, group.get_parent(), image.get_item_position(group))
+    merged = copy.merge()
+    merged.set_name(f"{name} (protected)")
+    if not keep_original_visible:
+        group.set_name(f"{name} (original)")
+        group.set_visible(False)
+    return merged
+
+
+def write_result(image, drawable, data, fmt, region, new_layer, keep_original_visible,
+                 visible_layer=None):
+    """Put the protected pixels into the image as one undo step; returns the layer written.
+
+    ``visible_layer``: a new layer made from the visible picture, added on top."""
+    rect = Gegl.Rectangle.new(*region)
     image.undo_group_start()
     try:
-        if new_layer:
-            _ok, offset_x, offset_y = drawable.get_offsets()
-            target = Gimp.Layer.new(image, f"{drawable.get_name()} (protected)", width, height,
-                                    drawable.type(), drawable.get_opacity(), drawable.get_mode())
-            image.insert_layer(target, drawable.get_parent(), image.get_item_position(drawable))
-            target.set_offsets(offset_x, offset_y)
-            target.set_visible(True)
+        if visible_layer is not None or drawable.is_group():
+            if visible_layer is not None:
+                image.insert_layer(visible_layer, None, 0)
+                target = visible_layer
+            else:
+                target = place_merged_copy(image, drawable, keep_original_visible)
+            buffer = target.get_buffer()
+            buffer.set(rect, fmt, data)
+            buffer.flush()
+        elif new_layer:
+            target = place_copy(image, drawable, keep_original_visible)
             buffer = target.get_buffer()
             buffer.set(rect, fmt, data)
             buffer.flush()
@@ -200,7 +300,7 @@ def write_result(image, drawable, data, fmt, new_layer):
             shadow.set(rect, fmt, data)
             shadow.flush()
             drawable.merge_shadow(True)
-        target.update(0, 0, width, height)
+        target.update(*region)
     finally:
         image.undo_group_end()
     return target
@@ -209,11 +309,33 @@ def write_result(image, drawable, data, fmt, new_layer):
 def protect_layer(image, drawables, config, schema):
     """The whole job for one run: returns (layer written, engine report) or raises a
     FixativeClientError (PluginError for what the artist can fix) with a clear message."""
-    drawable = check_target(image, drawables)
     options = read_options(config, schema)
     new_layer = bool(config.get_property("new-layer"))
+    keep_original_visible = bool(config.get_property("keep-original-visible"))
+    style_image = read_style_image(config)
+    visible_layer = None
+    if config.get_property("visible-picture"):  # the whole picture as one new layer on top
+        if image.get_base_type() == Gimp.ImageBaseType.INDEXED:
+            check_target(image, drawables)
+        visible_layer = Gimp.Layer.new_from_visible(image, image, "Visible (protected)")
+        drawable = visible_layer
+    else:
+        drawable = check_target(image, drawables)
+    try:
+        return _protect_drawable(image, drawable, options, style_image, new_layer,
+                                 keep_original_visible, visible_layer)
+    except BaseException:
+        in_image = [layer.get_id() for layer in image.get_layers()]
+        if visible_layer is not None and visible_layer.get_id() not in in_image:
+            visible_layer.delete()  # made but never added: nothing of it may stay behind
+        raise
 
-    width, height = drawable.get_width(), drawable.get_height()
+
+def _protect_drawable(image, drawable, options, style_image, new_layer, keep_original_visible,
+                      visible_layer):
+    """Read, protect, write back: the part of protect_layer after choosing what to protect."""
+    region = selected_region(drawable, image if visible_layer is not None else None)
+    _x, _y, width, height = region
     fmt, channels, bit_depth = pixel_layout(image, drawable)
     progress = Progress()
 
@@ -222,26 +344,56 @@ def protect_layer(image, drawables, config, schema):
     fixative_plugin.check_layer_size(info, width, height)
 
     progress.say("reading the layer")
-    rect = Gegl.Rectangle.new(0, 0, width, height)
-    raw = bytes(drawable.get_buffer().get(rect, 1.0, fmt, Gegl.AbyssPolicy.NONE))
+    raw = bytes(drawable.get_buffer().get(Gegl.Rectangle.new(*region), 1.0, fmt,
+                                          Gegl.AbyssPolicy.NONE))
     samples = _swap16_if_little(raw) if bit_depth == 16 else raw
     png = fixative_plugin.encode_layer(width, height, channels, bit_depth, samples)
 
-    outcome = protect_pixels(client, png, options, progress)
+    outcome = protect_pixels(client, png, options, progress, style_image)
 
     progress.say("writing the protected layer")
     out_samples = fixative_plugin.decode_result(outcome.result, width, height, channels, bit_depth)
     data = _swap16_if_little(out_samples) if bit_depth == 16 else out_samples
-    layer = write_result(image, drawable, data, fmt, new_layer)
+    layer = write_result(image, drawable, data, fmt, region, new_layer, keep_original_visible,
+                         visible_layer)
     Gimp.progress_update(1.0)
     Gimp.displays_flush()
     return layer, outcome.report
 
 
-def _failure(procedure, message):
-    """Show the message and return EXECUTION_ERROR: never a Python traceback dialog."""
-    Gimp.message(message)
+def _failure(procedure, run_mode, message):
+    """EXECUTION_ERROR with the message, never a traceback. Interactively GIMP shows the returned
+    error itself, so the message is shown once; in scripts and batch runs it also goes to the
+    message console, where nothing else would show it."""
+    if run_mode != Gimp.RunMode.INTERACTIVE:
+        Gimp.message(message)
     return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
+
+
+def use_combo_boxes(dialog, schema):
+    """Choices as labelled combo boxes: GIMP draws short ones as radio frames, whose titles take
+    no mnemonic (GIMP then warns). Call before ``fill``."""
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import Gtk
+
+    for field in fixative_options.dialog_fields(schema):
+        if field["kind"] == "choice" or (field["kind"] == "text" and field.get("suggestions")):
+            dialog.get_widget(argument_name(field), Gtk.ComboBox.__gtype__)
+
+
+def enable_fields_by_mode(dialog, schema):
+    """Grey out fields that do not apply (concept fields outside poison/both mode) with the
+    schema's ``enabled_when``; a GIMP without this call keeps them all enabled."""
+    for field in fixative_options.dialog_fields(schema):
+        for controlling, allowed in (field.get("enabled_when") or {}).items():
+            values = Gimp.ValueArray.new(len(allowed))
+            for value in allowed:
+                values.append(GObject.Value(GObject.TYPE_STRING, str(value)))
+            try:
+                dialog.set_sensitive_if_in(argument_name(field), None,
+                                           controlling.replace("_", "-"), values, True)
+            except (AttributeError, TypeError) as exc:
+                sys.stderr.write(f"Fixative: cannot grey out {field['name']} ({exc})\n")
 
 
 def run(procedure, run_mode, image, drawables, config, _data):
@@ -252,19 +404,117 @@ def run(procedure, run_mode, image, drawables, config, _data):
         GimpUi.init("fixative_protect")
         dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config,
                                         title="Protect for Web (Fixative)")
+        use_combo_boxes(dialog, SCHEMA["current"])
         dialog.fill(None)
-        accepted = dialog.run()
+        enable_fields_by_mode(dialog, SCHEMA["current"])
+        # Tests build the dialog under Xvfb and close it at once (no person to click OK).
+        accepted = False if os.environ.get("FIXATIVE_GIMP_DIALOG_CHECK") else dialog.run()
         dialog.destroy()
         if not accepted:
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
         layer, report = protect_layer(image, drawables, config, SCHEMA["current"])
-        if run_mode == Gimp.RunMode.INTERACTIVE and report.get("summary"):
+        if run_mode == Gimp.RunMode.INTERACTIVE:  # what was added, how protected: one line
             Gimp.message("Fixative: " + fixative_plugin.done_text(layer.get_name(), report))
     except Exception as exc:  # every failure ends in a message, not a traceback dialog
         if not isinstance(exc, fixative_client.FixativeClientError):
             traceback.print_exc()
-        return _failure(procedure, fixative_plugin.error_text(exc))
+        return _failure(procedure, run_mode, fixative_plugin.error_text(exc))
+    finally:
+        Gimp.progress_end()
+    return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+def export_protected(image, config, schema):
+    """Protect the flattened picture and write it as PNG/JPEG/WebP with the opt-out metadata and,
+    when asked, signed 'not for AI training' credentials. The image itself is not changed."""
+    chosen = config.get_property("file")
+    if chosen is None or chosen.get_path() is None:
+        raise PluginError("Choose the file to export to (.png, .jpg or .webp).")
+    path = chosen.get_path()
+    fmt = fixative_plugin.export_format(path)
+    options = read_options(config, schema)
+    credentials = bool(config.get_property("credentials"))
+    style_image = read_style_image(config)
+
+    copy = image.duplicate()
+    try:
+        if copy.get_base_type() == Gimp.ImageBaseType.INDEXED:
+            copy.convert_rgb()
+        layer = copy.flatten() if fmt == "JPEG" else copy.merge_visible_layers(
+            Gimp.MergeType.CLIP_TO_IMAGE)
+        width, height = layer.get_width(), layer.get_height()
+        layout, channels, bit_depth = pixel_layout(copy, layer)
+        progress = Progress()
+        client = fixative_client.FixativeClient()
+        info = client.connect(start=True, on_status=progress.engine_status)
+        fixative_plugin.check_layer_size(info, width, height)
+        rect = Gegl.Rectangle.new(0, 0, width, height)
+        raw = bytes(layer.get_buffer().get(rect, 1.0, layout, Gegl.AbyssPolicy.NONE))
+        png = fixative_plugin.encode_layer(width, height, channels, bit_depth,
+                                           _swap16_if_little(raw) if bit_depth == 16 else raw)
+        outcome = protect_pixels(client, png, options, progress, style_image)
+        progress.say("writing " + os.path.basename(path))
+        if fmt == "PNG":
+            data = outcome.result  # the engine's file: pixels plus the opt-out XMP
+        else:
+            samples = fixative_plugin.decode_result(outcome.result, width, height, channels,
+                                                    bit_depth)
+            buffer = layer.get_buffer()
+            buffer.set(rect, layout, _swap16_if_little(samples) if bit_depth == 16 else samples)
+            buffer.flush()
+            data = _export_with_gimp(copy, path, fmt, fixative_plugin.png_xmp(outcome.result))
+        if credentials:
+            progress.say("adding 'not for AI training' credentials")
+            data = client.add_credentials(data)
+        with open(path, "wb") as handle:
+            handle.write(data)
+    finally:
+        copy.delete()
+    Gimp.progress_update(1.0)
+    return path, outcome.report
+
+
+def _export_with_gimp(copy, path, fmt, xmp):
+    """JPEG/WebP bytes of the protected copy, written by GIMP's own exporter; for JPEG the
+    engine's opt-out XMP goes in as the file's XMP segment."""
+    temporary = path + ".fixative-tmp." + ("jpg" if fmt == "JPEG" else "webp")
+    try:
+        Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, copy, Gio.File.new_for_path(temporary), None)
+        with open(temporary, "rb") as handle:
+            data = handle.read()
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+    if fmt == "JPEG" and xmp:
+        data = fixative_plugin.add_jpeg_xmp(data, xmp)
+    return data
+
+
+def run_export(procedure, run_mode, image, _drawables, config, _data):
+    if run_mode == Gimp.RunMode.INTERACTIVE:
+        gi.require_version("GimpUi", "3.0")
+        from gi.repository import GimpUi
+
+        GimpUi.init("fixative_protect")
+        dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config,
+                                        title="Export Protected (Fixative)")
+        use_combo_boxes(dialog, SCHEMA["current"])
+        dialog.fill(None)
+        enable_fields_by_mode(dialog, SCHEMA["current"])
+        accepted = False if os.environ.get("FIXATIVE_GIMP_DIALOG_CHECK") else dialog.run()
+        dialog.destroy()
+        if not accepted:
+            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    try:
+        path, report = export_protected(image, config, SCHEMA["current"])
+        if run_mode == Gimp.RunMode.INTERACTIVE:
+            Gimp.message("Fixative: " + fixative_plugin.done_text(os.path.basename(path), report)
+                         .replace("Added", "Exported", 1))
+    except Exception as exc:
+        if not isinstance(exc, fixative_client.FixativeClientError):
+            traceback.print_exc()
+        return _failure(procedure, run_mode, fixative_plugin.error_text(exc))
     finally:
         Gimp.progress_end()
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
@@ -274,12 +524,14 @@ class FixativeProtect(Gimp.PlugIn):
     """Registers Filters > Protect for Web..."""
 
     def do_query_procedures(self):
-        return [PROCEDURE_NAME]
+        return [PROCEDURE_NAME, EXPORT_PROCEDURE_NAME]
 
     def do_set_i18n(self, _name):
         return False, None, None
 
     def do_create_procedure(self, name):
+        if name == EXPORT_PROCEDURE_NAME:
+            return self._create_export_procedure(name)
         procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run, None)
         procedure.set_image_types("RGB*, GRAY*")
         procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.DRAWABLE)
@@ -289,18 +541,66 @@ class FixativeProtect(Gimp.PlugIn):
             "Protect the layer against AI style mimicry",
             "Adds imperceptible changes that mislead the image encoders AI models are trained "
             "through (style cloak and/or concept poison), using the local Fixative engine. "
-            "The result is a new layer above the active one.",
+            "The result is a copy of the layer in its place (the original is kept, hidden, "
+            "below it); with a selection, only the selection's bounding box is protected.",
             name)
         procedure.set_attribution("Fixative contributors", "MIT License", "2025")
         SCHEMA["current"] = fixative_options.load_schema()
         leading, extra = fixative_options.script_argument_fields(SCHEMA["current"])
+        mnemonics = set()
         for field in leading:
-            add_option_argument(procedure, field)
-        procedure.add_boolean_argument("new-layer", "Result as a new layer",
-                                       "Put the protected pixels in a new layer above",
+            add_option_argument(procedure, field, mnemonics)
+        procedure.add_boolean_argument("new-layer", with_mnemonic("Result as a new layer", mnemonics),
+                                       "Put the protected pixels in a copy of the layer",
                                        True, GObject.ParamFlags.READWRITE)
         for field in extra:
-            add_option_argument(procedure, field)
+            add_option_argument(procedure, field, mnemonics)
+        procedure.add_file_argument(
+            "style-image", with_mnemonic("Style reference image", mnemonics),
+            "Optional: a picture in the style the protection should steer towards (PNG, JPEG "
+            "or TIFF)", Gimp.FileChooserAction.OPEN, True, None, GObject.ParamFlags.READWRITE)
+        procedure.add_boolean_argument(
+            "keep-original-visible", with_mnemonic("Keep the original visible", mnemonics),
+            "Leave the unprotected layer visible under the copy (semi-transparent pixels then "
+            "show twice); by default it is hidden and renamed \"NAME (original)\"",
+            False, GObject.ParamFlags.READWRITE)
+        procedure.add_boolean_argument(
+            "visible-picture", with_mnemonic("Protect the visible picture", mnemonics),
+            "Protect everything you see (all visible layers) as one new layer on top, e.g. "
+            "before posting; your layers stay as they are", False, GObject.ParamFlags.READWRITE)
+        return procedure
+
+
+    def _create_export_procedure(self, name):
+        procedure = Gimp.ImageProcedure.new(self, name, Gimp.PDBProcType.PLUGIN, run_export, None)
+        procedure.set_image_types("*")
+        procedure.set_sensitivity_mask(Gimp.ProcedureSensitivityMask.ALWAYS)
+        procedure.set_menu_label("Export Protected\u2026")
+        procedure.add_menu_path("<Image>/File/Export")
+        procedure.set_documentation(
+            "Export the picture protected against AI style mimicry",
+            "Protects the visible picture (all layers merged) with the local Fixative engine and "
+            "writes it as PNG, JPEG or WebP with the 'no AI training' opt-out metadata and, by "
+            "default, signed 'not for AI training' credentials. The open image is not changed.",
+            name)
+        procedure.set_attribution("Fixative contributors", "MIT License", "2025")
+        mnemonics = set()
+        procedure.add_file_argument("file", with_mnemonic("Export to", mnemonics),
+                                    "The .png, .jpg or .webp file to write",
+                                    Gimp.FileChooserAction.SAVE, False, None,
+                                    GObject.ParamFlags.READWRITE)
+        SCHEMA["current"] = fixative_options.load_schema()
+        leading, extra = fixative_options.script_argument_fields(SCHEMA["current"])
+        for field in leading + extra:
+            add_option_argument(procedure, field, mnemonics)
+        procedure.add_file_argument(
+            "style-image", with_mnemonic("Style reference image", mnemonics),
+            "Optional: a picture in the style the protection should steer towards (PNG, JPEG "
+            "or TIFF)", Gimp.FileChooserAction.OPEN, True, None, GObject.ParamFlags.READWRITE)
+        procedure.add_boolean_argument(
+            "credentials", with_mnemonic("Add 'not for AI training' credentials", mnemonics),
+            "Sign C2PA credentials into the file saying it must not be used for AI training "
+            "(with your Fixative identity)", True, GObject.ParamFlags.READWRITE)
         return procedure
 
 
