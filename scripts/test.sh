@@ -39,7 +39,7 @@ vermin --no-tips --violations -t=2.7- -t=3.6- plugins/common/fixative_client.py 
 
 echo "== tests"
 set +e
-python -m pytest -q -p no:cacheprovider "$@"
+python -m pytest -q -p no:cacheprovider --durations=25 "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
