@@ -205,9 +205,11 @@ def test_sweep_keeps_sizes_finished_by_an_interrupted_run():
     assert rows == [kept] and "kept" in messages[0]
 
 
-def test_report_only_needs_saved_results(tmp_path, fixative_home):
+def test_report_only_needs_saved_results(tmp_path, fixative_home, monkeypatch):
     from benchmarks.run import main
 
+    # main() turns protect()'s own report off for the process; keep that inside this test
+    monkeypatch.setenv("FIXATIVE_MIMIC_REPORT", "off")
     assert main(["--size", "small", "--out", str(tmp_path), "--report-only"]) == 2
 
 
