@@ -370,6 +370,22 @@ def _failure(procedure, run_mode, message):
     return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(message))
 
 
+def ask_in_dialog(procedure, config, title):
+    """Show the procedure's dialog (fields from the option schema); True when the person clicked OK."""
+    gi.require_version("GimpUi", "3.0")
+    from gi.repository import GimpUi
+
+    GimpUi.init("fixative_protect")
+    dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config, title=title)
+    use_combo_boxes(dialog, SCHEMA["current"])
+    dialog.fill(None)
+    enable_fields_by_mode(dialog, SCHEMA["current"])
+    # Tests build the dialog under Xvfb and close it at once (no person to click OK).
+    accepted = False if os.environ.get("FIXATIVE_GIMP_DIALOG_CHECK") else dialog.run()
+    dialog.destroy()
+    return bool(accepted)
+
+
 def use_combo_boxes(dialog, schema):
     """Choices as labelled combo boxes: GIMP draws short ones as radio frames, whose titles take
     no mnemonic (GIMP then warns). Call before ``fill``."""
@@ -397,21 +413,8 @@ def enable_fields_by_mode(dialog, schema):
 
 
 def run(procedure, run_mode, image, drawables, config, _data):
-    if run_mode == Gimp.RunMode.INTERACTIVE:
-        gi.require_version("GimpUi", "3.0")
-        from gi.repository import GimpUi
-
-        GimpUi.init("fixative_protect")
-        dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config,
-                                        title="Protect for Web (Fixative)")
-        use_combo_boxes(dialog, SCHEMA["current"])
-        dialog.fill(None)
-        enable_fields_by_mode(dialog, SCHEMA["current"])
-        # Tests build the dialog under Xvfb and close it at once (no person to click OK).
-        accepted = False if os.environ.get("FIXATIVE_GIMP_DIALOG_CHECK") else dialog.run()
-        dialog.destroy()
-        if not accepted:
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    if run_mode == Gimp.RunMode.INTERACTIVE and not ask_in_dialog(procedure, config, "Protect for Web (Fixative)"):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
         layer, report = protect_layer(image, drawables, config, SCHEMA["current"])
         if run_mode == Gimp.RunMode.INTERACTIVE:  # what was added, how protected: one line
@@ -492,20 +495,8 @@ def _export_with_gimp(copy, path, fmt, xmp):
 
 
 def run_export(procedure, run_mode, image, _drawables, config, _data):
-    if run_mode == Gimp.RunMode.INTERACTIVE:
-        gi.require_version("GimpUi", "3.0")
-        from gi.repository import GimpUi
-
-        GimpUi.init("fixative_protect")
-        dialog = GimpUi.ProcedureDialog(procedure=procedure, config=config,
-                                        title="Export Protected (Fixative)")
-        use_combo_boxes(dialog, SCHEMA["current"])
-        dialog.fill(None)
-        enable_fields_by_mode(dialog, SCHEMA["current"])
-        accepted = False if os.environ.get("FIXATIVE_GIMP_DIALOG_CHECK") else dialog.run()
-        dialog.destroy()
-        if not accepted:
-            return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
+    if run_mode == Gimp.RunMode.INTERACTIVE and not ask_in_dialog(procedure, config, "Export Protected (Fixative)"):
+        return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
         path, report = export_protected(image, config, SCHEMA["current"])
         if run_mode == Gimp.RunMode.INTERACTIVE:
