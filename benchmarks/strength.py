@@ -132,6 +132,7 @@ def run_strength(config: BenchConfig, image_dir: Path, log: Log, done: dict | No
                 style = style_of(result.stats.target)
                 log(f"target style (auto-picked for {name}): {style}")
             methods[f"fixative-{intensity}"] = {"seconds": round(seconds, 3), "steps": result.stats.steps,
+                                                "dtype": result.stats.dtype,
                                                 **measure(original, protected, style, purify)}
             log(f"{name} fixative-{intensity}: {seconds:.1f}s, robust f "
                 f"{methods[f'fixative-{intensity}']['robust_f']:.3f}, PSNR {result.stats.psnr:.2f}")
