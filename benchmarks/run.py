@@ -75,6 +75,7 @@ def measure_all(config, json_path: Path, image_dir: Path, resume: bool) -> dict:
     from benchmarks.mimic import run_mimic
     from benchmarks.scale import run_sweep
     from benchmarks.strength import run_strength
+    from fixative.autocast import cpu_has_native_bf16
 
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
@@ -101,7 +102,7 @@ def measure_all(config, json_path: Path, image_dir: Path, resume: bool) -> dict:
     return {
         "meta": {"size": config.size, "date": datetime.date.today().isoformat(), "side": config.side,
                  "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads",
-                 "cores": os.cpu_count(),
+                 "cores": os.cpu_count(), "native_bf16": cpu_has_native_bf16(),
                  "torch": torch.__version__, "seconds": round(time.perf_counter() - started, 1), "resumed": resumed,
                  "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                  "sweep_quality": config.sweep_quality, "sweep_steps": config.sweep_steps},
