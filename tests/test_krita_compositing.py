@@ -63,6 +63,45 @@ def test_undo_protection_restores_everything_in_one_step(app, engine):  # noqa: 
     assert not undo_protection(document), "nothing left to undo"
 
 
+def test_edit_undo_and_redo_carry_the_original_along(app, engine):  # noqa: F811
+    """Krita's Edit › Undo takes the copy out (its "Add Layer" step); the watcher then gives the
+    original its name and visibility back, and hides it again on Redo."""
+    document, node = make_document(app)
+    document.undo_stack.clear()
+    new = fixative_krita.protect_layer(document, node, {})
+    assert document.undo_stack == [("add", "Paint (protected)")], "exactly one undo step"
+    assert fixative_krita.sync_protections() == 0, "nothing moved yet"
+    place = new.detach_for_undo()
+    assert fixative_krita.sync_protections() == 1
+    assert (node.name(), node.visible()) == ("Paint", True)
+    new.reattach_for_redo(place)
+    assert fixative_krita.sync_protections() == 1
+    assert (node.name(), node.visible()) == ("Paint (original)", False)
+    node.setVisible(True)  # the artist shows the original again by hand: the watcher leaves it
+    new.detach_for_undo()
+    assert fixative_krita.sync_protections() == 0 and node.name() == "Paint (original)"
+
+
+def test_merged_copy_adds_no_blending_step_for_normal_layers(app, engine):  # noqa: F811
+    document, node = make_document(app)
+    group = document.createNode("Group", "grouplayer")
+    document.rootNode().addChildNode(group, node)
+    inner = document.createNode("Inner", "paintlayer")
+    group.addChildNode(inner, None)
+    inner.pixels = node.pixels.copy()
+    document.undo_stack.clear()
+    fixative_krita.protect_layer(document, group, {})
+    assert document.undo_stack == [("add", "Group (protected)")]
+    group_multiply = document.createNode("Group 2", "grouplayer")
+    document.rootNode().addChildNode(group_multiply, None)
+    group_multiply.addChildNode(inner.duplicate(), None)
+    group_multiply.setBlendingMode("multiply")
+    document.undo_stack.clear()
+    new = fixative_krita.protect_layer(document, group_multiply, {})
+    assert new.blendingMode() == "multiply"
+    assert document.undo_stack == [("blend", "Group 2 (protected)"), ("add", "Group 2 (protected)")]
+
+
 def test_selection_protects_only_its_box(app, engine):  # noqa: F811
     document, node = make_document(app)  # layer at (4, 3, 24, 20)
     selection = krita.Selection()
@@ -171,6 +210,7 @@ def test_export_of_a_grey_image_is_converted_to_srgb_and_says_so(app, engine, tm
     assert any("converted to sRGB" in note for note in job.notes), job.notes
     with Image.open(tmp_path / "out.png") as saved:
         assert saved.mode == "RGBA" and saved.getpixel((3, 3))[:3] == (93, 93, 93)
+        assert saved.info.get("srgb") == 0, "the file itself says sRGB (perceptual)"
 
 
 def test_float_benchmark_prints_its_numbers():

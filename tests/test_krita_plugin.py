@@ -411,9 +411,10 @@ def test_desktop_and_action_files_name_the_package_and_actions():
     desktop = (REPO / "plugins" / "krita" / "fixative_krita.desktop").read_text()
     assert "X-KDE-Library=fixative_krita" in desktop and "ServiceTypes=Krita/PythonPlugin" in desktop
     action = (REPO / "plugins" / "krita" / "fixative_krita.action").read_text()
-    for name in ("fixative_protect_layer", "fixative_export_protected", "fixative_undo_protection"):
+    for name in ("fixative_protect_layer", "fixative_export_protected"):
         assert f'name="{name}"' in action
         assert name in (REPO / "plugins" / "krita" / "fixative_krita" / "krita_ui.py").read_text()
+    assert "fixative_undo_protection" not in action, "Edit › Undo undoes a protection: no menu command of ours"
     assert (REPO / "plugins" / "krita" / "manual.html").exists()
 
 

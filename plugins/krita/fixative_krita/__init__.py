@@ -3,7 +3,8 @@
 Scripting entry points (also usable under ``kritarunner``, where there is no active document):
 ``protect_layer(document, node, options, wait=True)`` and ``protect_active_layer(options)``;
 ``protect_visible_image(document, options)`` adds the merged picture as one protected layer;
-``undo_protection(document)`` undoes the last protection in one step;
+``undo_protection(document)`` undoes the last protection in one step (scripts; in a window,
+Edit › Undo does it, see ``sync_protections``);
 ``export_protected(document, path, options)`` saves a protected PNG/JPEG/WebP.
 """
 
@@ -19,11 +20,12 @@ from .job import (
     protect_active_layer,
     protect_layer,
     protect_visible_image,
+    sync_protections,
     undo_protection,
 )
 
 __all__ = ["protect_layer", "protect_active_layer", "protect_visible_image", "undo_protection",
-           "export_protected", "ProtectJob", "LayerError",
+           "sync_protections", "export_protected", "ProtectJob", "LayerError",
            "FixativeClientError", "DOCK_ID"]
 
 FixativeClientError = fixative_client.FixativeClientError

@@ -225,16 +225,85 @@ def _image_rect(document: Any):
 
 @dataclass
 class Protection:
-    """What one protection changed, so ``undo_protection`` can put it back in one step."""
+    """One protection, so the original can follow its protected copy through Edit › Undo / Redo
+    (``sync_protections``) and ``undo_protection`` can put it back in one step from a script."""
 
     document: Any
     protected: Any
     original: Any = None
     original_name: str = ""
     original_visible: bool = True
+    hidden_name: str = ""  # the original's name while its copy is in the document
+    present: bool = True  # whether the copy was in the document at the last look
 
 
 HISTORY: list[Protection] = []
+SYNC_INTERVAL_MS = 200
+_sync_timer: list[Any] = []  # the one watcher QTimer, made on the GUI thread when first needed
+
+
+def _restore_original(record: Protection) -> bool:
+    """The original back as it was, if it still looks the way the protection left it."""
+    original = record.original
+    if not node_is_in_document(original) or original.name() != record.hidden_name or original.visible():
+        return False
+    original.setName(record.original_name)
+    original.setVisible(record.original_visible)
+    return True
+
+
+def _hide_original(record: Protection) -> bool:
+    """Hide and rename the original again (Redo), if the artist left it as the undo gave it back."""
+    original = record.original
+    if (not node_is_in_document(original) or original.name() != record.original_name
+            or original.visible() != record.original_visible):
+        return False
+    original.setVisible(False)
+    original.setName(record.hidden_name)
+    return True
+
+
+def sync_protections() -> int:
+    """Keep each hidden original in step with its protected copy; returns how many changed.
+
+    A protection is one step on Krita's undo stack: ``addChildNode`` of the copy ("Add Layer";
+    libkis runs it as an undoable command). libkis changes names and visibility directly
+    (``KisNode::setName`` / ``setVisible``, no undo command) and scripts cannot group undo steps,
+    so hiding the original cannot be part of that step. This watcher does it instead: when the
+    copy leaves the document (Edit › Undo, or the artist deletes it) the original gets its name
+    and visibility back; when the copy returns (Edit › Redo) the original is hidden again.
+    """
+    changed = 0
+    for record in list(HISTORY):
+        if record.original is None:
+            continue
+        if not document_is_open(record.document):
+            HISTORY.remove(record)
+            continue
+        present = node_is_in_document(record.protected)
+        if present == record.present:
+            continue
+        record.present = present
+        if _hide_original(record) if present else _restore_original(record):
+            record.document.refreshProjection()
+            changed += 1
+    if not any(record.original is not None for record in HISTORY) and _sync_timer:
+        _sync_timer[0].stop()
+    return changed
+
+
+def _watch(record: Protection) -> None:
+    """Remember ``record`` and make sure the watcher runs (GUI thread: Krita's event loop)."""
+    HISTORY.append(record)
+    if record.original is None:
+        return
+    if not _sync_timer:
+        timer = QTimer()
+        timer.setInterval(SYNC_INTERVAL_MS)
+        timer.timeout.connect(sync_protections)
+        _sync_timer.append(timer)
+    if not _sync_timer[0].isActive():
+        _sync_timer[0].start()
 
 
 def add_result_layer(document: Any, source: Any, snapshot: LayerSnapshot, raw: bytes,
@@ -251,7 +320,9 @@ def add_result_layer(document: Any, source: Any, snapshot: LayerSnapshot, raw: b
     if snapshot.merged:
         new_node = document.createNode(f"{name} (protected)", "paintlayer")
         for getter, setter in CARRIED_PROPERTIES:
-            if hasattr(source, getter) and getter != "locked":
+            # Krita records a blending mode change as its own undo step: only when it differs.
+            if hasattr(source, getter) and getter != "locked" and \
+                    getattr(new_node, getter)() != getattr(source, getter)():
                 getattr(new_node, setter)(getattr(source, getter)())
         new_node.setPixelData(QByteArray(snapshot.full_raw), *snapshot.full_box)
     else:
@@ -265,11 +336,12 @@ def add_result_layer(document: Any, source: Any, snapshot: LayerSnapshot, raw: b
     parent = source.parentNode()
     if parent is None or not parent.addChildNode(new_node, source):
         raise LayerError("Could not add the protected layer to the document.")
-    record = Protection(document, new_node, source, name, source.visible())
+    record = Protection(document, new_node)
     if not keep_original_visible:
+        record = Protection(document, new_node, source, name, source.visible(), f"{name} (original)")
         source.setVisible(False)
-        source.setName(f"{name} (original)")
-    HISTORY.append(record)
+        source.setName(record.hidden_name)
+    _watch(record)
     document.refreshProjection()
     return new_node
 
@@ -282,7 +354,7 @@ def add_visible_image_layer(document: Any, snapshot: LayerSnapshot, raw: bytes) 
                           snapshot.width, snapshot.height)
     if not document.rootNode().addChildNode(new_node, None):
         raise LayerError("Could not add the protected layer to the document.")
-    HISTORY.append(Protection(document, new_node))
+    _watch(Protection(document, new_node))
     document.refreshProjection()
     return new_node
 
@@ -311,11 +383,11 @@ def _is_document(first: Any, second: Any) -> bool:
 
 
 def undo_protection(document: Any) -> bool:
-    """Undo the last protection of ``document`` in one step: remove the protected layer, give the
-    original back its name and visibility. False when there is nothing (left) to undo.
+    """Undo the last protection of ``document`` from a script: remove the protected layer, give
+    the original back its name and visibility. False when there is nothing (left) to undo.
 
-    Krita's scripting API does not record layer changes on Edit › Undo, so this is Fixative's own
-    undo (menu: Tools › Scripts › Undo Last Protection)."""
+    In a Krita window, Edit › Undo does the same (see ``sync_protections``); scripts without a
+    window (kritarunner) have no Edit › Undo, hence this function."""
     for index in range(len(HISTORY) - 1, -1, -1):
         record = HISTORY[index]
         if not _is_document(record.document, document):

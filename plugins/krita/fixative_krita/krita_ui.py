@@ -8,7 +8,7 @@ from krita import DockWidget, Extension, Krita
 
 from .export import FORMATS, export_protected
 from .export_dialog import ask_export_path
-from .job import LayerError, ProtectJob, protect_layer, undo_protection
+from .job import LayerError, ProtectJob, protect_layer
 from .panel import ProtectPanel
 from .qt import QtWidgets
 
@@ -82,13 +82,7 @@ class FixativeExtension(Extension):
         export = window.createAction("fixative_export_protected", "Export Protected for Web…",
                                      "tools/scripts")
         export.triggered.connect(self.export_protected)
-        undo = window.createAction("fixative_undo_protection", "Undo Last Protection", "tools/scripts")
-        undo.triggered.connect(self.undo_protection)
-
-    def undo_protection(self) -> None:
-        document = Krita.instance().activeDocument()
-        if document is None or not undo_protection(document):
-            _message("No Fixative protection to undo in this image.")
+        # No undo command of our own: Edit › Undo undoes a protection (job.sync_protections).
 
     def _options(self) -> dict:
         panel = current_panel()

@@ -45,7 +45,9 @@ class Node:
         return self.properties["blendingMode"]
 
     def setBlendingMode(self, value: str) -> None:
+        """libkis runs this as an undo command (Krita 5.1-5.3: "Composition Mode Change")."""
         self.properties["blendingMode"] = value
+        self.document.undo_stack.append(("blend", self._name))
 
     def inheritAlpha(self) -> bool:
         return self.properties["inheritAlpha"]
@@ -171,7 +173,20 @@ class Node:
             return False
         self.parent.children.remove(self)
         self.parent = None
+        self.document.undo_stack.append(("remove", self._name))
         return True
+
+    def detach_for_undo(self) -> tuple[Node, int]:
+        """What Krita's Edit › Undo of "Add Layer" does: take the node out, no new undo entry."""
+        parent, index = self.parent, self.parent.children.index(self)
+        parent.children.remove(self)
+        self.parent = None
+        return parent, index
+
+    def reattach_for_redo(self, place: tuple[Node, int]) -> None:
+        parent, index = place
+        parent.children.insert(index, self)
+        self.parent = parent
 
     def __eq__(self, other: object) -> bool:
         return self is other
