@@ -90,35 +90,49 @@ def install_plugin(home: Path) -> Path:
 
 def run_driver(tmp_path: Path, home: Path, depths: list[str], engine_stopped: bool = False,
                gray: bool = False, panel: bool = False, exports: list[str] | None = None,
-               compositing: bool = False, install: KritaInstall | None = None) -> dict:
-    """Run tests/krita/driver.py in ``install``'s kritarunner; ``home`` is the FIXATIVE_HOME whose
-    state/engine.json names the engine (copied into the chroot, where the engine is reached
-    over the shared loopback). Returns the verdict; ``verdict["out"]`` holds the raw files."""
+               compositing: bool = False, install: KritaInstall | None = None, gui: bool = False) -> dict:
+    """Run tests/krita/driver.py in ``install``'s kritarunner (``gui``: tests/krita/gui_driver.py in
+    a Krita window under Xvfb); ``home`` is the FIXATIVE_HOME whose state/engine.json names the
+    engine (copied into the chroot, where the engine is reached over the shared loopback).
+    Returns the verdict; ``verdict["out"]`` holds the raw files."""
     install = install or HOST_KRITA
     if install.missing():
         pytest.skip(f"Krita {install.name}: {install.missing()}")
+    xvfb = (install.chroot / "usr/bin/xvfb-run").exists() if install.chroot else shutil.which("xvfb-run")
+    if gui and not xvfb:
+        pytest.skip(f"Krita {install.name}: a Krita window needs xvfb-run (package xvfb)")
     work = install.work_dir(tmp_path)
     work.mkdir(parents=True, exist_ok=True)
     try:
         return _run_driver_in(install, work, tmp_path, home, {
             "depths": depths, "engine_stopped": engine_stopped, "gray": gray, "panel": panel,
-            "exports": exports or [], "compositing": compositing})
+            "exports": exports or [], "compositing": compositing}, gui=gui)
     finally:
         if install.chroot is not None:
             shutil.rmtree(work, ignore_errors=True)
 
 
-def _run_driver_in(install: KritaInstall, work: Path, tmp_path: Path, home: Path, scenario: dict) -> dict:
+def _run_driver_in(install: KritaInstall, work: Path, tmp_path: Path, home: Path, scenario: dict,
+                   gui: bool = False) -> dict:
     out = work / "out"
     out.mkdir()
     pykrita = install_plugin(work)
     if install.chroot is not None:  # the chroot sees only its own files
         inner_home = work / "fixative-home"
         shutil.copytree(home, inner_home, ignore=shutil.ignore_patterns("cache", "data", "models"))
-        shutil.copy2(REPO / "tests" / "krita" / "driver.py", work / "driver.py")
+        for name in ("driver.py", "gui_driver.py"):
+            shutil.copy2(REPO / "tests" / "krita" / name, work / name)
         home, driver_dir, python = inner_home, work, "/usr/bin/python3"
     else:
         driver_dir, python = REPO / "tests" / "krita", sys.executable
+    if gui:  # a one-line plug-in that Krita loads next to Fixative; it runs gui_driver.py
+        (pykrita / "fixative_gui_driver").mkdir()
+        (pykrita / "fixative_gui_driver" / "__init__.py").write_text("import gui_driver\ngui_driver.install()\n")
+        (pykrita / "fixative_gui_driver.desktop").write_text(
+            "[Desktop Entry]\nType=Service\nServiceTypes=Krita/PythonPlugin\nX-KDE-Library=fixative_gui_driver\n"
+            "X-Python-2-Compatible=false\nName=Fixative GUI test driver\n")
+        kritarc = work / ".config" / "kritarc"
+        kritarc.write_text(kritarc.read_text().replace("[python]\n", "[python]\nenable_fixative_gui_driver=true\n"))
     w, h = LAYER_BOX[2:]
     rgba = np.dstack([painting(size=(w, h)), np.linspace(40, 255, w * h).reshape(h, w).astype(np.uint8)])
     (work / "layer.rgba").write_bytes(rgba.tobytes())
@@ -133,6 +147,11 @@ def _run_driver_in(install: KritaInstall, work: Path, tmp_path: Path, home: Path
                  "XDG_DATA_HOME": install.inside(work / "xdg-data"), "HOME": install.inside(work),
                  "NO_PROXY": "127.0.0.1,localhost"}
     runner = ["kritarunner", "-s", "driver", "-f", "main"]
+    if gui:  # a real window: Krita's GUI needs an X server (it forces xcb), so Xvfb
+        variables.pop("QT_QPA_PLATFORM")
+        variables.update(XDG_CONFIG_HOME=install.inside(work / ".config"),
+                         XDG_DATA_HOME=install.inside(work / ".local" / "share"))
+        runner = ["xvfb-run", "-a", "krita", "--nosplash"]
     if install.chroot is not None:
         command = [str(RUN_IN_CHROOT), str(install.chroot), "env",
                    *(f"{key}={value}" for key, value in variables.items()), *runner]
@@ -283,3 +302,37 @@ def test_krita_compositing_selection_colour_with_fake_engine(tmp_path, krita_ins
     assert record["scratch_documents_left"] == [], "the colour conversions' scratch documents are closed"
     assert record["settings"] == {"intensity": "high", "keep_original_visible": True}
     assert len(engine.jobs) == 7
+
+
+def test_krita_edit_undo_undoes_a_protection_in_one_step(tmp_path, krita_install):
+    """Issue 14 item 10 in a real Krita window: each protection adds one undo entry ("Add Layer";
+    a group with a blending mode also one "Composition Mode Change" before it, see below), one
+    Edit › Undo restores the layers and the composed image exactly, Redo protects again. Also a
+    vector layer with shapes, which only a window can draw (kritarunner 5.1 crashes on shapes)."""
+    home = tmp_path / "home"
+    engine = FakeEngine(home / "state", job_seconds=0.1).start()
+    try:
+        verdict = run_driver(tmp_path, home, [], install=krita_install, gui=True)
+    finally:
+        engine.stop()
+    assert verdict["window"] and verdict["finished"], verdict
+    errors = {name: value["error"] for name, value in verdict.items() if isinstance(value, dict) and "error" in value}
+    assert not errors, errors
+    for name in ("paint", "group_normal", "group_multiply", "vector", "visible_image"):
+        record = verdict[name]
+        added = record["rows_after"][len(record["rows_before"]):]
+        assert record["rows_after"][:len(record["rows_before"])] == record["rows_before"], name
+        # libkis records the copy's addChildNode; a blending mode other than Normal on a new
+        # layer is one more (earlier) step that touches only the copy: harmless after the undo.
+        assert added == (["Composition Mode Change", "Add Layer"] if name == "group_multiply" else ["Add Layer"]), (
+            name, added)
+        assert record["undo_text"].replace("&", "") == "Undo Add Layer", (name, record["undo_text"])
+        assert record["undo_restores"], (name, record["before"], record["after_undo"])
+        assert record["redo_reprotects"] and record["second_undo_restores"], name
+    assert verdict["paint"]["protected"][-2][:3] == ["Paint (original)", "paintlayer", False]
+    assert verdict["group_multiply"]["new_type"] == "paintlayer"
+    assert verdict["group_multiply"]["protected"][-1][4] == "multiply"
+    vector = verdict["vector"]
+    assert vector["shapes"] == 2 and vector["new_type"] == "paintlayer" and vector["new_name"] == "Shapes (protected)"
+    assert vector["changed_bytes"] > 0 and vector["alpha_equal"], vector
+    assert vector["new_bounds"] == vector["bounds"], vector

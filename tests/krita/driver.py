@@ -248,7 +248,8 @@ def _compositing(app, config, out):
 
     def vector():
         """An empty vector layer is accepted as a layer kind (projection path) and refused for
-        having no pixels. (addShapesFromSvg crashes kritarunner 5.1.5: no canvas.)"""
+        having no pixels. (addShapesFromSvg crashes kritarunner 5.1.5: no canvas; vector layers
+        with shapes are protected in a real window, gui_driver.py, on every Krita version.)"""
         document, _node = _make_document(app, config, "U8")
         vector = document.createVectorLayer("Shapes")
         document.rootNode().addChildNode(vector, None)
