@@ -81,6 +81,8 @@ def test_export_dialog_has_the_credentials_checkbox_on_by_default():
     assert checkbox.text() == "Add 'not for AI training' credentials"
     assert checkbox.isChecked() and checkbox.parent() is dialog
     assert dialog.findChild(type(checkbox), "fixative_credentials") is checkbox
+    note = dialog.findChild(export_dialog.QtWidgets.QLabel, "fixative_srgb_note")
+    assert note is not None and "saved in sRGB" in note.text() and "converted" in note.text()
     dialog.deleteLater()
 
 

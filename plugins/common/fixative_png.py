@@ -32,6 +32,11 @@ def itxt_chunk(keyword, text):
     return _chunk(b"iTXt", payload)
 
 
+def srgb_chunk(intent=0):
+    """The sRGB chunk: the samples are sRGB (``intent`` 0: perceptual), so viewers need not guess."""
+    return _chunk(b"sRGB", struct.pack(">B", intent))
+
+
 def encode_png(width, height, channels, bit_depth, data, compress_level=6, extra_chunks=None):
     """PNG bytes from raw samples.
 

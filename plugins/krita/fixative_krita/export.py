@@ -38,13 +38,14 @@ def srgb_note(snapshot: LayerSnapshot) -> str | None:
 
 def encode_protected(path: str, samples: bytes, bit_depth: int, width: int, height: int,
                      quality: int = 92, optout_metadata: bool = True) -> bytes:
-    """RGBA PNG samples as the PNG (8/16-bit), JPEG or WebP file ``path`` names, with the opt-out XMP."""
+    """RGBA PNG samples as the PNG (8/16-bit, marked sRGB), JPEG or WebP file ``path`` names,
+    with the opt-out XMP. (JPEG and WebP carry no profile: viewers take untagged files as sRGB.)"""
     kind = FORMATS.get(os.path.splitext(path)[1].lower())
     if kind is None:
         raise LayerError(f"Export Protected saves .png, .jpg or .webp files, not '{os.path.basename(path)}'.")
-    if kind == "PNG":
-        return fixative_png.encode_png(width, height, 4, bit_depth, samples,
-                                       extra_chunks=optout.png_chunks() if optout_metadata else None)
+    if kind == "PNG":  # the engine's pixels are sRGB: the file says so (an sRGB chunk)
+        chunks = [fixative_png.srgb_chunk()] + (optout.png_chunks() if optout_metadata else [])
+        return fixative_png.encode_png(width, height, 4, bit_depth, samples, extra_chunks=chunks)
     if bit_depth == 16:  # JPEG and WebP are 8-bit: keep the high byte of each sample
         samples = bytes(samples[0::2])
     image = QImage(samples, width, height, width * 4, QImage.Format.Format_RGBA8888)

@@ -12,10 +12,14 @@ CREDENTIALS_TIP = ("Writes the XMP 'Data Mining: prohibited' field and signed C2
                    "state your reservation to crawlers that read them; the cloak protects against the "
                    "ones that do not. Manage the signer with 'fixative identity'.")
 FILTERS = "PNG (*.png);;JPEG (*.jpg *.jpeg);;WebP (*.webp)"
+SRGB_TEXT = ("The file is saved in sRGB, as web browsers and social sites expect: an image in another "
+             "colour space (grey, CMYK, a wide-gamut or linear profile) is converted, and its own "
+             "profile is not embedded.")
 
 
 def make_export_dialog(parent: Any = None) -> tuple[QtWidgets.QFileDialog, QtWidgets.QCheckBox]:
-    """Qt's own (non-native) save dialog, so the checkbox can sit under the file list; on by default."""
+    """Qt's own (non-native) save dialog, so the checkbox (on by default) and a line saying the
+    file is sRGB can sit under the file list."""
     dialog = QtWidgets.QFileDialog(parent, "Export protected image", "", FILTERS)
     dialog.setAcceptMode(QtWidgets.QFileDialog.AcceptMode.AcceptSave)
     dialog.setOption(QtWidgets.QFileDialog.Option.DontUseNativeDialog, True)
@@ -23,11 +27,15 @@ def make_export_dialog(parent: Any = None) -> tuple[QtWidgets.QFileDialog, QtWid
     checkbox.setObjectName("fixative_credentials")
     checkbox.setChecked(True)
     checkbox.setToolTip(CREDENTIALS_TIP)
+    note = QtWidgets.QLabel(SRGB_TEXT, dialog)
+    note.setObjectName("fixative_srgb_note")
+    note.setWordWrap(True)
     layout = dialog.layout()
-    if isinstance(layout, QtWidgets.QGridLayout):
-        layout.addWidget(checkbox, layout.rowCount(), 0, 1, layout.columnCount())
-    elif layout is not None:
-        layout.addWidget(checkbox)
+    for widget in (checkbox, note):
+        if isinstance(layout, QtWidgets.QGridLayout):
+            layout.addWidget(widget, layout.rowCount(), 0, 1, layout.columnCount())
+        elif layout is not None:
+            layout.addWidget(widget)
     return dialog, checkbox
 
 
