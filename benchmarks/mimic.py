@@ -132,6 +132,14 @@ def run_mimic(config: BenchConfig, log: Log, done: dict | None = None,
             "held_out": sorted(held_out), "ceiling_steps": config.ceiling_steps}
 
 
+def ladder_line(measured: dict) -> str:
+    """The short measured line the intensity choices carry in every dialog (tests/test_ladder_numbers.py
+    checks options.py against benchmarks/results/full.json)."""
+    gain = measured["gain"]
+    return (f"file PSNR {measured['file_psnr']:.1f} dB; model: {gain['resize512']:+.1f} dB after resize to 512, "
+            f"{gain['resize512+jpeg75']:+.1f} dB after JPEG 75")
+
+
 def _gain(value: float | None) -> str:
     return "–" if value is None else f"{value:+.2f}"
 
