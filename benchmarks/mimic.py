@@ -44,7 +44,7 @@ def _row_dict(report: mimicry.MimicReport) -> dict:
 
 
 def ceiling_attack(original: np.ndarray, steps: int, intensity: str = "default", long_side: int = 512,
-                   seed: int = 0) -> np.ndarray:
+                   seed: int = 0, log: Log | None = None) -> np.ndarray:
     """Untargeted white-box push on TAEF2 through resize-to-``long_side`` (+ real JPEG every other step)."""
     from fixative.models.registry import load_encoder
 
@@ -68,6 +68,8 @@ def ceiling_attack(original: np.ndarray, steps: int, intensity: str = "default",
     delta = torch.zeros_like(x, requires_grad=True)
     optimiser = torch.optim.Adam([delta], lr=budget.eps / 4)
     for step in range(steps):
+        if log is not None and step and step % 25 == 0:
+            log(f"ceiling: step {step} of {steps}")
         with autocast_context(bf16):
             seen = mimic_view((x + delta).clamp(0, 1))
             if step % 2:
@@ -83,11 +85,21 @@ def ceiling_attack(original: np.ndarray, steps: int, intensity: str = "default",
             if mse > max_mse:
                 delta.mul_(math.sqrt(max_mse / mse))
     final, _ = enforce_floors(x, delta.detach(), budget)
-    protected = (x + final).clamp(0, 1)[0].permute(1, 2, 0).numpy()
-    protected = np.round(protected * 255) / 255
-    while mimicry.psnr(original, protected) < budget.min_psnr:  # rounding to uint8 may cross the floor
-        protected = np.round(np.clip(original + 0.97 * (protected - original), 0, 1) * 255) / 255
-    return protected.astype(np.float32)
+    change = (x + final).clamp(0, 1)[0].permute(1, 2, 0).numpy() - original
+    return _rounded_within_floor(original, change, budget.min_psnr)
+
+
+def _rounded_within_floor(original: np.ndarray, change: np.ndarray, min_psnr: float) -> np.ndarray:
+    """``original + change`` rounded to 8 bits, the change scaled down until rounding keeps PSNR ≥ the floor.
+
+    The scale shrinks the unrounded change, so it always ends (at scale 0 the result is the original);
+    shrinking the rounded image instead can stall where 0.97 of one level rounds back to one level."""
+    scale = 1.0
+    while True:
+        protected = np.round(np.clip(original + scale * change, 0, 1) * 255) / 255
+        if scale == 0.0 or mimicry.psnr(original, protected) >= min_psnr:
+            return protected.astype(np.float32)
+        scale = scale * 0.97 if scale > 1e-3 else 0.0
 
 
 def run_mimic(config: BenchConfig, log: Log, done: dict | None = None,
@@ -121,7 +133,7 @@ def run_mimic(config: BenchConfig, log: Log, done: dict | None = None,
                 ladder.setdefault(intensity, measured)
             log(f"mimic {name} {intensity}: {seconds:.1f}s; {measured['summary']}")
         started = time.perf_counter()
-        ceiling = ceiling_attack(original, config.ceiling_steps)
+        ceiling = ceiling_attack(original, config.ceiling_steps, log=log)
         entry["ceiling"] = {**_row_dict(mimicry.measure(original, ceiling, models, held_out)),
                             "seconds": round(time.perf_counter() - started, 2), "steps": config.ceiling_steps}
         log(f"mimic {name} ceiling: {entry['ceiling']['seconds']:.1f}s; {entry['ceiling']['summary']}")
