@@ -233,3 +233,20 @@ def test_mimic_goals_pass_and_fail_on_the_numbers():
     assert not result[("b.jpg", "latent shift vs noise (taesana (held out), resize512+jpeg75)")]
     markdown = section(mimic)
     assert "| resize512 | +8.50 | +10.00 | 85% |" in markdown and "**FAIL**" in markdown
+
+
+def test_ceiling_rounding_ends_under_the_floor_even_at_one_level_changes():
+    """±1 level on most pixels and ±4 on a tenth sit below a 46 dB floor; shrinking the rounded image by
+    0.97 rounds back to the same image forever, so the unrounded change must shrink instead."""
+    from benchmarks.mimic import _rounded_within_floor
+    from fixative import mimicry
+
+    rng = np.random.default_rng(0)
+    original = np.round(rng.random((32, 32, 3)) * 255) / 255
+    original = np.clip(original, 4 / 255, 251 / 255)  # no clipping at 0 or 1 muddles the levels
+    change = rng.choice([-1.0, 1.0], size=original.shape) * np.where(rng.random(original.shape) < 0.1, 4, 1) / 255
+    assert mimicry.psnr(original, original + change) < 46.0
+    protected = _rounded_within_floor(original, change, 46.0)
+    assert mimicry.psnr(original, protected) >= 46.0
+    assert np.array_equal(np.round(protected * 255), np.round(protected * 255).astype(np.uint8))
+    assert not np.array_equal(protected, original.astype(np.float32))  # shrunk, not thrown away
