@@ -112,15 +112,38 @@ def measure_all(config, json_path: Path, image_dir: Path, resume: bool) -> dict:
     }
 
 
+def partial_results(config, json_path: Path) -> dict | None:  # noqa: ANN001
+    """The finished sections of an interrupted run, with the metadata of this machine (None: no such run).
+    The .partial file stays, so ``--resume`` can finish the run later."""
+    import torch
+
+    from fixative.autocast import cpu_has_native_bf16
+
+    partial_path = json_path.with_name(json_path.name + ".partial")
+    if not partial_path.is_file():
+        return None
+    partial = json.loads(partial_path.read_text())
+    done = {key: partial[key] for key in ("mimic", "strength", "scale") if key in partial
+            and (key != "strength" or "consistency" in partial[key])}  # strength: only when whole
+    meta = {"size": config.size, "date": datetime.date.today().isoformat(), "side": config.side, "partial": True,
+            "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, {torch.get_num_threads()} torch threads",
+            "cores": os.cpu_count(), "native_bf16": cpu_has_native_bf16(), "torch": torch.__version__,
+            "seconds": None, "sweep_quality": config.sweep_quality, "sweep_steps": config.sweep_steps}
+    return {"meta": meta, **done}
+
+
 def write_report(results: dict, out: Path, size: str) -> list[dict]:
     """docs: the markdown and the plots, from the numbers alone (``--report-only`` reruns just this)."""
     from benchmarks import report
 
     image_dir = out / "img"
-    targets = report.compute_targets(results)
+    complete = "strength" in results and "scale" in results
+    targets = report.compute_targets(results) if complete else []
     results["targets"] = targets
-    report.plot_robustness(results, image_dir / "bench-robustness.png")
-    report.plot_scale(results, image_dir / "bench-scale.png")
+    if "strength" in results:
+        report.plot_robustness(results, image_dir / "bench-robustness.png")
+    if "scale" in results:
+        report.plot_scale(results, image_dir / "bench-scale.png")
     extra = optional_sections(size)
     if GPU_RESULTS.is_file():
         extra.append(report.gpu_section(json.loads(GPU_RESULTS.read_text())))
@@ -142,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep the paintings and sizes an interrupted run of the same size finished")
     parser.add_argument("--report-only", action="store_true",
                         help="measure nothing: rebuild the markdown and plots from the saved JSON")
+    parser.add_argument("--partial", action="store_true",
+                        help="with --report-only: report what an interrupted run finished (its .partial file), "
+                             "marking the sections it did not reach; --resume later measures the rest")
     args = parser.parse_args(argv)
     configure_environment()
     # protect()'s own AI's-eye report is skipped: the benchmark measures every run with the full set
@@ -152,7 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     json_path = args.json or (REPO / "benchmarks" / "results" / "full.json" if args.size == "full"
                               else out / "benchmarks.json")
     (out / "img").mkdir(parents=True, exist_ok=True)
-    if args.report_only:
+    if args.report_only and args.partial:
+        results = partial_results(config, json_path)
+        if results is None:
+            print(f"no interrupted run at {json_path}.partial", file=sys.stderr)
+            return 2
+    elif args.report_only:
         if not json_path.is_file():
             print(f"no results at {json_path}: run without --report-only first", file=sys.stderr)
             return 2
