@@ -144,7 +144,8 @@ def write_report(results: dict, out: Path, size: str) -> list[dict]:
         report.plot_robustness(results, image_dir / "bench-robustness.png")
     if "scale" in results:
         report.plot_scale(results, image_dir / "bench-scale.png")
-    extra = optional_sections(size)
+    extra = optional_sections(size) if not results["meta"].get("partial") else [
+        "## Server overhead, batch throughput\n\nNot measured in this partial run.\n"]
     if GPU_RESULTS.is_file():
         extra.append(report.gpu_section(json.loads(GPU_RESULTS.read_text())))
     else:

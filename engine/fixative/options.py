@@ -71,11 +71,13 @@ class ProtectOptions(BaseModel):
     ])
     intensity: Intensity = _ui("default", label="Intensity", help="How much the pixels may change: "
                                "more change, more protection", choices=[
-        ("low", "Low", "Smallest change: at most 4/255 in busy areas, PSNR ≥ 40 dB; weakest protection"),
-        ("default", "Default", "At most 8/255 in busy areas and a quarter of that in flat colour, "
-                               "PSNR ≥ 35.5 dB"),
-        ("high", "High", "At most 12/255 in busy areas, PSNR ≥ 32 dB: strongest protection, "
-                         "may show in flat colour"),
+        # The measured halves come from the full benchmark (Starry Night, 1024²; tests/test_ladder_numbers.py).
+        ("low", "Low", "Smallest change (≤ 4/255, PSNR ≥ 40 dB). Measured: file PSNR 40.2 dB; model: +13.7 dB "
+                       "after resize to 512, +3.5 dB after JPEG 75"),
+        ("default", "Default", "≤ 8/255 in busy areas, a quarter of that in flat colour, PSNR ≥ 35.5 dB. Measured: "
+                               "file PSNR 36.0 dB; model: +13.4 dB after resize to 512, +4.3 dB after JPEG 75"),
+        ("high", "High", "≤ 12/255, PSNR ≥ 32 dB, may show in flat colour. Measured: file PSNR 32.4 dB; model: "
+                         "+12.9 dB after resize to 512, +5.0 dB after JPEG 75"),
     ])
     quality: Quality = _ui("default", label="Quality", help="Search effort: more steps and views per step "
                            "take longer and protect better", choices=[
