@@ -23,17 +23,25 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO, painting
-from tests.gimp.checks import check_within_budget, engine_in
+from tests.gimp.checks import check_exported_optout, check_within_budget, engine_in
 
 PLUGIN = REPO / "plugins" / "gimp" / "gimp2" / "fixative_protect.py"
 COMMON = REPO / "plugins" / "common"
 FAKE = REPO / "tests" / "fake_gimpfu"
 FAKE_MODULES = ("gimp", "gimpfu", "gimpenums", "gimpcolor", "fixative_protect_gimp2")
 PARAM_NAMES = ["image", "drawable", "mode", "intensity", "quality", "robustness", "target-style",
-               "concept", "target-concept", "new-layer", "keep-original-visible"]
+               "concept", "target-concept", "new-layer", "keep-original-visible",
+               "visible-picture"]
 # mode=style, intensity=default, quality=fast, robustness=off, target-style, concept,
-# target-concept, new-layer, keep-original-visible
-FAST_ARGS = [0, 1, 0, 0, "auto", "", "", True, False]
+# target-concept
+FAST_OPTIONS = [0, 1, 0, 0, "auto", "", ""]
+# ... then new-layer, keep-original-visible, visible-picture
+FAST_ARGS = FAST_OPTIONS + [True, False, False]
+
+
+def protect_args(new_layer: bool = True, keep_visible: bool = False,
+                 visible: bool = False) -> list:
+    return FAST_OPTIONS + [new_layer, keep_visible, visible]
 
 
 def load_plugin() -> types.SimpleNamespace:
@@ -168,6 +176,18 @@ def test_registration_matches_gimp3_procedure(gimp2):
         plugin.build_options(5, 1, 1, 1, "auto", "", "")
 
 
+def test_export_procedure_is_registered_under_file_export(gimp2):
+    """Export Protected, as in GIMP 3: File > Export, any image type, every option, then the
+    credentials toggle (on by default); where and what to write as folder + file name."""
+    registered = gimp2.gimp.fake_procedures["python-fu-fixative-export"]
+    assert [param[1] for param in registered["params"]] == [
+        "run-mode", "image", "drawable", "folder", "file-name", *PARAM_NAMES[2:9], "credentials"]
+    assert registered["label"] == "Export Protected..." and registered["imagetypes"] == "*"
+    assert gimp2.gimp.fake_menus["python-fu-fixative-export"] == ["<Image>/File/Export"]
+    params = gimp2.gimpfu._registered_plugins_["python-fu-fixative-export"][8]
+    assert params[2][0] == gimp2.gimpfu.PF_DIRNAME and params[-1][3] is True
+
+
 @pytest.mark.slow
 def test_rgba_layer_protected_into_new_layer(gimp2, engine):
     pixels = with_alpha(painting(size=(72, 56)))
@@ -200,7 +220,7 @@ def test_copy_carries_mask_mode_and_locks_and_keep_visible_option(gimp2, engine)
     gimp2.gimp.fake_progress[:] = []
     image, layer = build_image(gimp2, pixels)
     before = layer.fake_data
-    gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, *FAST_ARGS[:-1], True)
+    gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, *protect_args(keep_visible=True))
     check_new_layer(gimp2, image, layer, before, pixels, keep_visible=True)
 
 
@@ -251,7 +271,7 @@ def test_16bit_and_grey_layers(gimp2, engine):
 def test_replace_in_place_keeps_name_and_position(gimp2, engine):
     pixels = painting(size=40, box=(0.1, 0.8))
     image, layer = build_image(gimp2, pixels)
-    gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, *FAST_ARGS[:-2], False, False)
+    gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, *protect_args(new_layer=False))
     assert [item.name for item in image.layers] == ["Top", "Painting", "Background"]
     replaced = image.layers[1]
     assert replaced.opacity == layer.opacity and replaced.visible
@@ -324,9 +344,13 @@ def test_a_new_schema_field_becomes_a_parameter(monkeypatch, tmp_path):
         loaded = load_plugin()
         registered = loaded.gimpfu._registered_plugins_["python-fu-fixative-protect"][8]
         assert [entry[1] for entry in registered] == (
-            PARAM_NAMES[:-1] + ["dummy-level", "dummy-count", "keep-original-visible"])
-        assert registered[-3][0] == loaded.gimpfu.PF_OPTION and registered[-3][3:] == (1, ["A", "B"])
-        assert registered[-2][0] == loaded.gimpfu.PF_INT and registered[-2][3] == 3
+            PARAM_NAMES[:-2] + ["dummy-level", "dummy-count", "keep-original-visible",
+                                "visible-picture"])
+        assert registered[-4][0] == loaded.gimpfu.PF_OPTION and registered[-4][3:] == (1, ["A", "B"])
+        assert registered[-3][0] == loaded.gimpfu.PF_INT and registered[-3][3] == 3
+        exported = loaded.gimpfu._registered_plugins_["python-fu-fixative-export"][8]
+        assert [entry[1] for entry in exported][-3:] == ["dummy-level", "dummy-count",
+                                                          "credentials"]
         options = loaded.plugin.build_options(0, 1, 0, 0, "auto", "", "", 0, 7)
         assert options["dummy_level"] == "a" and options["dummy_count"] == 7
         with pytest.raises(loaded.plugin.PluginError, match="Dummy count must be between 1 and 9"):
@@ -340,7 +364,7 @@ def test_a_new_schema_field_becomes_a_parameter(monkeypatch, tmp_path):
 
 def test_wrong_argument_count_is_a_calling_error(gimp2):
     image, layer = build_image(gimp2, painting(size=16))
-    with pytest.raises(TypeError, match="takes 11 arguments"):
+    with pytest.raises(TypeError, match="takes 12 arguments"):
         gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, 0, 1)
 
 
@@ -442,3 +466,323 @@ def test_gtk_events_run_while_waiting_and_cancel_stops_the_job(gimp2, engine, mo
         gimp2.gimp.pdb.python_fu_fixative_protect(image, layer, *FAST_ARGS)
     assert [item.name for item in image.layers] == ["Top", "Painting", "Background"]
     assert layer.fake_data == before and image.fake_undo_depth == 0
+
+
+# -- the fake's new PDB procedures: faithful where the plug-in can tell -----------------------------
+
+def test_fake_file_savers_have_gimp_2_10_signatures(gimp2, tmp_path):
+    pdb, e = gimp2.gimp.pdb, gimp2.enums
+    assert (pdb.file_png_save.nparams, pdb.file_jpeg_save.nparams,
+            pdb.file_webp_save.nparams) == (12, 14, 18)
+    assert [param[1] for param in pdb.file_webp_save.params][11:13] == ["minimize-size",
+                                                                        "kf-distance"]
+    image, layer = build_image(gimp2, painting(size=24))
+    target = str(tmp_path / "x.jpg")
+    with pytest.raises(TypeError, match="wrong number of parameters"):
+        pdb.file_jpeg_save(image, layer, target, target, 0.9, 0.0, 1, 1, "", 2, 1, 0)
+    with pytest.raises(TypeError, match="wrong type"):  # quality is a FLOAT, comment a STRING
+        pdb.file_jpeg_save(image, layer, target, target, 0.9, 0.0, 1, 1, None, 2, 1, 0, 0)
+    pdb.file_jpeg_save(e.RUN_NONINTERACTIVE, image, layer, target, target, 0.9, 0.0, 1, 1, "",
+                       2, 1, 0, 0)  # the run mode may also be given
+    assert Path(target).read_bytes()[:3] == b"\xff\xd8\xff"
+
+
+def test_fake_composites_groups_and_the_visible_picture(gimp2):
+    """The projection the plug-in reads: an opaque layer on top is what you see; a group's pixels
+    are its children's; merging a group keeps its look and properties."""
+    g, e = gimp2, gimp2.enums
+    pdb = g.gimp.pdb
+    pixels = with_alpha(painting(size=(30, 20)))
+    image, layer = build_image(g, pixels)
+    layer.opacity = 100.0
+    group = g.gimp.GroupLayer(image, "Group")
+    pdb.gimp_image_insert_layer(image, group, None, 1)
+    pdb.gimp_image_reorder_item(image, layer, group, 0)
+    assert (group.width, group.height, group.offsets) == (30, 20, (9, 4))
+    assert group.fake_data == layer.fake_data  # one child at full opacity: the same pixels
+    group.opacity = 50.0
+    visible = pdb.gimp_layer_new_from_visible(image, image, "seen")
+    seen = from_bytes(visible.fake_data, np.zeros((36, 54, 4), np.uint8))
+    expected = pixels[..., :3] * (pixels[..., 3:] / 255.0 * 0.5)  # over the black background
+    np.testing.assert_allclose(seen[4:24, 9:39, :3], expected, atol=1)
+    assert (seen[..., 3] == 255).all()
+    merged = pdb.gimp_image_merge_layer_group(image, group)
+    assert image.layers[1] is merged and merged.name == "Group" and merged.opacity == 50.0
+    assert merged.fake_data == layer.fake_data
+    again = pdb.gimp_layer_new_from_visible(image, image, "seen again")
+    assert again.fake_data == visible.fake_data
+    merged.mode = e.MULTIPLY_MODE
+    with pytest.raises(g.gimp.error, match="not modelled"):
+        pdb.gimp_image_flatten(image)
+
+
+# -- layer groups and the visible picture ------------------------------------------------------------
+
+def build_group_image(g, pixels: np.ndarray):
+    """build_image's document with the painting inside a group "Group" (opacity 70, a mask from
+    a selection) together with a small opaque "Patch" above it; returns (image, group)."""
+    e, pdb = g.enums, g.gimp.pdb
+    image, layer = build_image(g, pixels)
+    layer.opacity = 100.0
+    group = g.gimp.GroupLayer(image, "Group", 70.0)
+    pdb.gimp_image_insert_layer(image, group, None, 1)
+    pdb.gimp_image_reorder_item(image, layer, group, 0)
+    patch = g.gimp.Layer(image, "Patch", 12, 10, e.RGBA_IMAGE)
+    patch.fake_set_data(with_alpha(painting(size=(12, 10), box=(0.9, 0.9))).tobytes())
+    pdb.gimp_image_insert_layer(image, patch, group, 0)
+    patch.set_offsets(15, 8)
+    image.fake_select_rectangle(0, 0, 30, 40)
+    pdb.gimp_layer_add_mask(group, pdb.gimp_layer_create_mask(group, e.ADD_SELECTION_MASK))
+    image.fake_selection = None
+    image.fake_log[:] = []
+    return image, group
+
+
+@pytest.mark.slow
+def test_layer_group_is_protected_as_one_merged_copy(gimp2, engine):
+    """As in GIMP 3: "Group (protected)", one layer with the group's look and properties, takes
+    the group's place; the group stays below, hidden, as "Group (original)"; one undo step."""
+    pixels = with_alpha(painting(size=(48, 40), box=(0.4, 0.6)))
+    image, group = build_group_image(gimp2, pixels)
+    children_before = [(child.name, child.fake_data) for child in group.layers]
+    look = np.frombuffer(group.fake_data, np.uint8).reshape(group.height, group.width, 4)
+    box = (group.width, group.height, group.offsets)
+    gimp2.gimp.pdb.python_fu_fixative_protect(image, group, *FAST_ARGS)
+    assert [item.name for item in image.layers] == ["Top", "Group (protected)",
+                                                    "Group (original)", "Background"]
+    result = image.layers[1]
+    assert image.layers[2] is group and not group.visible and result.visible
+    assert [(child.name, child.fake_data) for child in group.layers] == children_before
+    assert (result.width, result.height, result.offsets) == box
+    assert result.opacity == 70.0 and result.mode == group.mode
+    assert result.mask.fake_data == group.mask.fake_data
+    assert not gimp2.gimp.pdb.gimp_item_is_group(result)
+    protected = np.frombuffer(result.fake_data, np.uint8).reshape(look.shape)
+    check_within_budget(look, protected, True, 255, "default")
+    assert image.fake_undo_groups == 1 and image.fake_undo_depth == 0
+    changes = [entry for entry in image.fake_log if entry[0] in ("insert-layer", "remove-layer",
+                                                                  "merge-layer-group")]
+    assert changes and all(entry[-1] == 1 for entry in changes), image.fake_log
+    assert gimp2.gimp.fake_messages == [] and list(gimp2.temp_root.iterdir()) == []
+
+
+def test_layer_group_needs_gimp_2_10_14(gimp2, fixative_home, monkeypatch):
+    """Before 2.10.14 GIMP had no gimp-image-merge-layer-group: refused before any work."""
+    image, group = build_group_image(gimp2, with_alpha(painting(size=(40, 32))))
+    monkeypatch.delattr(type(gimp2.gimp.pdb), "gimp_image_merge_layer_group")
+    with pytest.raises(gimp2.gimp.error, match="GIMP 2.10.14 or newer"):
+        gimp2.gimp.pdb.python_fu_fixative_protect(image, group, *FAST_ARGS)
+    assert [item.name for item in image.layers] == ["Top", "Group", "Background"]
+    assert [kind for kind, *_rest in image.fake_log if kind == "file-png-save"] == []
+
+
+@pytest.mark.slow
+def test_visible_picture_with_a_selection_becomes_one_layer_on_top(gimp2, engine):
+    """Everything shown (the painting at 80 % over the background) as one new layer on top;
+    with a selection only its box is protected, the rest is the picture bit for bit."""
+    pixels = with_alpha(painting(size=(56, 40), box=(0.7, 0.3)))
+    image, layer = build_image(gimp2, pixels)
+    pdb = gimp2.gimp.pdb
+    shown = np.frombuffer(pdb.gimp_layer_new_from_visible(image, image, "before").fake_data,
+                          np.uint8).reshape(image.height, image.width, 4)
+    stack_before = [(item.name, item.fake_data, item.visible) for item in image.layers]
+    image.fake_select_rectangle(14, 6, 40, 34)
+    pdb.python_fu_fixative_protect(image, layer, *protect_args(visible=True))
+    assert [item.name for item in image.layers] == ["Visible (protected)", "Top", "Painting",
+                                                    "Background"]
+    assert [(item.name, item.fake_data, item.visible)
+            for item in image.layers[1:]] == stack_before
+    result = image.layers[0]
+    assert (result.width, result.height, result.offsets) == (image.width, image.height, (0, 0))
+    protected = np.frombuffer(result.fake_data, np.uint8).reshape(shown.shape)
+    inside = np.zeros(shown.shape[:2], bool)
+    inside[6:40, 14:54] = True
+    np.testing.assert_array_equal(protected[~inside], shown[~inside])
+    check_within_budget(shown[inside][None], protected[inside][None], True, 255, "default")
+    assert image.fake_undo_groups == 1 and image.fake_undo_depth == 0
+    assert all(item.fake_deleted for item in gimp2.gimp.fake_new_images)
+    assert gimp2.gimp.fake_messages == [] and list(gimp2.temp_root.iterdir()) == []
+
+
+# -- Export Protected ---------------------------------------------------------------------------------
+
+def export_image(g, tmp_path: Path):
+    """build_image's document, saved (as far as GIMP knows) as tmp_path/art.xcf."""
+    image, layer = build_image(g, with_alpha(painting(size=(48, 40), box=(0.2, 0.4))))
+    image.filename = str(tmp_path / "art.xcf")
+    return image, layer
+
+
+def shown_picture(g, image, flatten: bool) -> np.ndarray:
+    """What the image shows (flattened onto white for JPEG), through the fake's own compositing."""
+    scratch = g.gimp.Image(image.width, image.height, image.base_type)
+    layer = g.gimp.pdb.gimp_layer_new_from_visible(image, scratch, "shown")
+    g.gimp.pdb.gimp_image_insert_layer(scratch, layer, None, 0)
+    if flatten:
+        layer = g.gimp.pdb.gimp_image_flatten(scratch)
+    return np.frombuffer(layer.fake_data, np.uint8).reshape(image.height, image.width, -1)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    error = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0 ** 2 / max(error, 1e-12)))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("file_name,fmt,signed", [
+    ("", "PNG", True), ("posted.jpg", "JPEG", True), ("posted.webp", "WEBP", True),
+    ("plain.webp", "WEBP", False)])
+def test_export_protected_writes_the_file_and_leaves_the_image(gimp2, engine, tmp_path,
+                                                               monkeypatch, file_name, fmt,
+                                                               signed):
+    """The visible picture, protected, in a valid PNG/JPEG/WebP with the opt-out XMP and (asked)
+    C2PA credentials c2pa.Reader validates; the open image is exactly as before."""
+    import io
+
+    from PIL import Image
+
+    if file_name == "plain.webp":  # also: a GIMP 2.10 whose file-webp-save has 16 parameters
+        monkeypatch.setattr(gimp2.gimp, "fake_webp_save_params",
+                            gimp2.gimp.WEBP_SAVE_PARAMS_EARLY_2_10)
+    image, layer = export_image(gimp2, tmp_path)
+    shown = shown_picture(gimp2, image, flatten=fmt == "JPEG")
+    stack_before = [(item.name, item.fake_data, item.visible, item.offsets)
+                    for item in image.layers]
+    gimp2.gimp.pdb.python_fu_fixative_export(image, layer, "", file_name, *FAST_OPTIONS, signed)
+    path = tmp_path / (file_name or "art.protected.png")
+    data = path.read_bytes()
+    with Image.open(io.BytesIO(data)) as exported:
+        assert exported.format == fmt and exported.size == (image.width, image.height)
+        pixels = np.asarray(exported.convert("RGBA" if fmt == "PNG" else "RGB"))
+    check_exported_optout(data, "image/" + fmt.lower(), signed)
+    if fmt == "PNG":  # lossless: the cloak within its budget of what the artist sees
+        check_within_budget(shown, pixels, True, 255, "default")
+    else:  # GIMP's lossy encoder on top of the cloak: still the same picture
+        assert psnr(shown[..., :3], pixels) > 30
+    assert [(item.name, item.fake_data, item.visible, item.offsets)
+            for item in image.layers] == stack_before
+    assert image.fake_undo_groups == 0 and image.fake_undo_depth == 0
+    assert all(item.fake_deleted for item in gimp2.gimp.fake_new_images)
+    assert gimp2.gimp.fake_messages == [] and list(gimp2.temp_root.iterdir()) == []
+    assert sorted(item.name for item in tmp_path.iterdir()) == sorted(["temp", path.name])
+
+
+@pytest.mark.slow
+def test_export_keeps_the_file_when_signing_fails(gimp2, engine, tmp_path, monkeypatch):
+    """The protection is not thrown away: the file is written with its XMP opt-out and the artist
+    is told that it carries no credentials."""
+    client = gimp2.plugin.fixative_client
+
+    def refuse(_self, _data):
+        raise client.JobFailed("Signing failed: no identity.", code="credentials_error")
+
+    monkeypatch.setattr(client.FixativeClient, "add_credentials", refuse)
+    image, layer = export_image(gimp2, tmp_path)
+    gimp2.gimp.pdb.python_fu_fixative_export(image, layer, str(tmp_path), "out.png",
+                                             *FAST_OPTIONS, True)
+    check_exported_optout((tmp_path / "out.png").read_bytes(), "image/png", signed=False)
+    [note] = gimp2.gimp.fake_messages
+    assert "out.png was saved without signed credentials" in note and "no identity" in note
+
+
+def test_export_file_name_rules(gimp2, tmp_path):
+    """Empty name: NAME.protected.png beside the image; never the image's own file; a missing
+    folder or another format is refused before any work."""
+    plugin = gimp2.plugin
+    image, _layer = export_image(gimp2, tmp_path)
+    assert plugin.export_path(image, "", "") == str(tmp_path / "art.protected.png")
+    assert plugin.export_path(image, str(tmp_path / "x"), str(tmp_path / "a.webp")) == str(
+        tmp_path / "a.webp")
+    image.filename = str(tmp_path / "art.png")  # an imported PNG: its own file is off limits
+    with pytest.raises(plugin.PluginError, match="overwrite the image's own file"):
+        plugin.export_path(image, "", "art.png")
+    with pytest.raises(plugin.PluginError, match="does not exist"):
+        plugin.export_path(image, str(tmp_path / "missing"), "a.png")
+    with pytest.raises(plugin.PluginError, match=".png, .jpg or .webp"):
+        plugin.export_path(image, "", "a.tif")
+    image.filename = None
+    assert plugin.export_path(image, str(tmp_path), "") == str(tmp_path / "Untitled.protected.png")
+
+
+def test_export_with_engine_down_writes_nothing(gimp2, fixative_home, tmp_path):
+    stale_engine(fixative_home)
+    image, layer = export_image(gimp2, tmp_path)
+    with pytest.raises(gimp2.gimp.error, match="engine"):
+        gimp2.gimp.pdb.python_fu_fixative_export(image, layer, "", "", *FAST_OPTIONS, True)
+    assert not (tmp_path / "art.protected.png").exists()
+    assert all(item.fake_deleted for item in gimp2.gimp.fake_new_images)
+    assert list(gimp2.temp_root.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_export_in_its_own_python27_process(engine, tmp_path):
+    """Export Protected as GIMP 2.10 runs it, under Python 2.7: a signed PNG, image unchanged."""
+    python = find_python27()
+    if python is None:
+        pytest.skip("no Python 2.7 interpreter (set FIXATIVE_PYTHON27)")
+    sys.path.insert(0, str(COMMON))
+    try:
+        import fixative_png
+    finally:
+        sys.path.remove(str(COMMON))
+    pixels = with_alpha(painting(size=(40, 32), box=(0.6, 0.5)))
+    source = tmp_path / "input.png"
+    source.write_bytes(fixative_png.encode_png(40, 32, 4, 8, pixels.tobytes()))
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "FIXATIVE_HOME": str(engine.home), "TMPDIR": str(tmp_path)}
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run([python, str(FAKE / "run_plugin.py"), str(PLUGIN), str(source), str(out),
+                           json.dumps(FAST_OPTIONS + [True]), "posted.png"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    verdict = json.loads((out / "verdict.json").read_text())
+    assert verdict["python"][0] == 2 and verdict["error"] is None, verdict
+    assert verdict["messages"] == [] and verdict["new_images_left"] == 0, verdict
+    assert [layer["name"] for layer in verdict["layers"]] == ["Top", "Painting", "Background"]
+    assert verdict["undo_groups"] == 0
+    assert (out / "source-after").read_bytes() == (out / "before").read_bytes()
+    check_exported_optout((out / "posted.png").read_bytes(), "image/png", signed=True)
+
+
+def test_webp_and_jpeg_metadata_helpers_give_the_same_bytes_under_python27(tmp_path):
+    """add_webp_xmp/add_jpeg_xmp run in GIMP 2.10's Python 2.7: byte for byte what Python 3 gives."""
+    import io
+
+    from PIL import Image
+
+    python = find_python27()
+    if python is None:
+        pytest.skip("no Python 2.7 interpreter (set FIXATIVE_PYTHON27)")
+    sys.path.insert(0, str(COMMON))
+    try:
+        import fixative_plugin
+    finally:
+        sys.path.remove(str(COMMON))
+    xmp = b"<x:xmpmeta>DMI-PROHIBITED-AIMLTRAINING</x:xmpmeta>"
+    inputs = {}
+    for name, fmt, options in (("lossy.webp", "WEBP", {"quality": 80}),
+                               ("lossless.webp", "WEBP", {"lossless": True}),
+                               ("photo.jpg", "JPEG", {"quality": 90})):
+        buffer = io.BytesIO()
+        picture = with_alpha(painting(size=(21, 13))) if name == "lossless.webp" else painting(
+            size=(21, 13))
+        Image.fromarray(picture).save(buffer, fmt, **options)
+        inputs[name] = buffer.getvalue()
+        (tmp_path / name).write_bytes(inputs[name])
+    (tmp_path / "packet.xmp").write_bytes(xmp)
+    script = ("import sys; sys.path.insert(0, sys.argv[1]); import fixative_plugin as p\n"
+              "xmp = open(sys.argv[2], 'rb').read()\n"
+              "for name in ('lossy.webp', 'lossless.webp', 'photo.jpg'):\n"
+              "    data = open(sys.argv[3] + '/' + name, 'rb').read()\n"
+              "    out = p.add_jpeg_xmp(data, xmp) if name.endswith('.jpg') else "
+              "p.add_webp_xmp(data, xmp)\n"
+              "    open(sys.argv[3] + '/' + name + '.py2', 'wb').write(out)\n")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run([python, "-c", script, str(COMMON), str(tmp_path / "packet.xmp"),
+                           str(tmp_path)], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    for name, data in inputs.items():
+        expected = (fixative_plugin.add_jpeg_xmp(data, xmp) if name.endswith(".jpg")
+                    else fixative_plugin.add_webp_xmp(data, xmp))
+        assert (tmp_path / (name + ".py2")).read_bytes() == expected, name

@@ -142,3 +142,39 @@ def test_export_metadata_helpers_move_the_optout_xmp_into_a_jpeg():
     assert fixative_plugin.export_format("a/b.JPG") == "JPEG"
     with pytest.raises(fixative_plugin.PluginError, match=".png, .jpg or .webp"):
         fixative_plugin.export_format("picture.tif")
+
+
+
+@pytest.mark.parametrize("layout", ["lossy", "lossy-alpha", "lossless-alpha", "own-xmp"])
+def test_webp_xmp_goes_in_whatever_layout_the_exporter_wrote(layout):
+    """GIMP writes simple (VP8, VP8L) or extended (VP8X) WebP: each gets the engine's XMP as its
+    only XMP chunk, a VP8X header with the right canvas, size and XMP flag, and the same pixels."""
+    import io
+
+    import fixative_plugin
+    from PIL import Image
+
+    from fixative.imageio import xmp_packet
+
+    rgb = painting(size=(37, 22))  # odd sizes: the canvas fields are width-1/height-1
+    pixels = rgb if layout in ("lossy", "own-xmp") else np.concatenate(
+        [rgb, np.full(rgb.shape[:2] + (1,), 200, np.uint8)], axis=2)
+    buffer = io.BytesIO()
+    extra = {"xmp": b"<x:xmpmeta>editor's own</x:xmpmeta>"} if layout == "own-xmp" else {}
+    Image.fromarray(pixels).save(buffer, "WEBP", quality=90, lossless=layout == "lossless-alpha",
+                                 **extra)
+    plain = buffer.getvalue()
+    expected_first = {"lossy": b"VP8 ", "lossy-alpha": b"VP8X", "lossless-alpha": b"VP8L",
+                      "own-xmp": b"VP8X"}[layout]
+    assert plain[12:16] == expected_first, plain[12:16]
+    tagged = fixative_plugin.add_webp_xmp(plain, xmp_packet())
+    assert tagged[12:16] == b"VP8X" and tagged.count(b"XMP ") == 1
+    assert tagged[20] & 0x04 and bool(tagged[20] & 0x10) == (pixels.shape[2] == 4)
+    assert int.from_bytes(tagged[24:27], "little") + 1 == 37
+    assert int.from_bytes(tagged[27:30], "little") + 1 == 22
+    assert int.from_bytes(tagged[4:8], "little") == len(tagged) - 8
+    with Image.open(io.BytesIO(tagged)) as image, Image.open(io.BytesIO(plain)) as before:
+        assert b"DMI-PROHIBITED" in image.info["xmp"] and b"editor's own" not in image.info["xmp"]
+        np.testing.assert_array_equal(np.asarray(image), np.asarray(before))
+    with pytest.raises(fixative_plugin.PluginError, match="not a WebP"):
+        fixative_plugin.add_webp_xmp(b"\x89PNG\r\n\x1a\n", xmp_packet())

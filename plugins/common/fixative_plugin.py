@@ -17,6 +17,7 @@ from fixative_png import PngError, decode_png, encode_png
 __all__ = [
     "PluginError", "message_of", "check_layer_size", "encode_layer", "decode_result",
     "check_result_size", "decode_png_samples", "export_format", "png_xmp", "add_jpeg_xmp",
+    "add_webp_xmp",
     "format_eta", "progress_text", "done_text", "error_text",
 ]
 
@@ -98,6 +99,8 @@ _JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 
 def export_format(path):
     """'PNG', 'JPEG' or 'WEBP' from the file name, or PluginError naming what is accepted."""
+    if isinstance(path, bytes):  # GIMP 2.10 (Python 2) passes file names as byte strings
+        path = path.decode("utf-8", "replace")
     extension = ("." + path.rsplit(".", 1)[-1].lower()) if "." in path else ""
     if extension not in EXPORT_FORMATS:
         raise PluginError("Export protected writes PNG, JPEG or WebP files: end the file name "
@@ -147,6 +150,51 @@ def add_jpeg_xmp(jpeg, xmp):
         raise PluginError("The opt-out metadata is too large for a JPEG segment.")
     jpeg = _without_jpeg_xmp(jpeg)
     return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body + jpeg[2:]
+
+
+def _webp_chunks(webp):
+    """[(fourcc, payload)] of a RIFF WebP file, or PluginError when it is not one."""
+    if webp[:4] != b"RIFF" or webp[8:12] != b"WEBP":
+        raise PluginError("The exported file is not a WebP; nothing was written.")
+    chunks, position = [], 12
+    while position + 8 <= len(webp):
+        kind = webp[position:position + 4]
+        size = struct.unpack("<I", webp[position + 4:position + 8])[0]
+        chunks.append((kind, webp[position + 8:position + 8 + size]))
+        position += 8 + size + (size & 1)  # chunks are padded to an even length
+    if not chunks:
+        raise PluginError("The exported WebP has no image data; nothing was written.")
+    return chunks
+
+
+def _webp_canvas(kind, payload):
+    """(width, height, has_alpha) from a simple WebP's VP8 or VP8L bitstream header."""
+    if kind == b"VP8 " and payload[3:6] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", payload[6:10])
+        return width & 0x3FFF, height & 0x3FFF, False
+    if kind == b"VP8L" and payload[:1] == b"\x2f":
+        bits = struct.unpack("<I", payload[1:5])[0]
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1, bool((bits >> 28) & 1)
+    raise PluginError("The exported WebP has an image chunk this plug-in cannot read; nothing "
+                      "was written.")
+
+
+def add_webp_xmp(webp, xmp):
+    """The WebP with ``xmp`` as its only ``XMP `` chunk. Metadata needs the extended layout, so a
+    simple (VP8/VP8L) file gets the VP8X header its canvas size calls for; pixels are untouched."""
+    chunks = [chunk for chunk in _webp_chunks(webp) if chunk[0] != b"XMP "]
+    if chunks[0][0] == b"VP8X":
+        header = bytearray(chunks[0][1])
+    else:
+        width, height, alpha = _webp_canvas(*chunks[0])
+        header = bytearray(struct.pack("<I", 0x10 if alpha else 0)
+                           + struct.pack("<I", width - 1)[:3] + struct.pack("<I", height - 1)[:3])
+    header[0] |= 0x04  # "this file has XMP metadata"
+    chunks = [(b"VP8X", bytes(header))] + [chunk for chunk in chunks if chunk[0] != b"VP8X"]
+    chunks.append((b"XMP ", xmp))
+    body = b"".join(kind + struct.pack("<I", len(payload)) + payload
+                    + (b"\x00" if len(payload) & 1 else b"") for kind, payload in chunks)
+    return b"RIFF" + struct.pack("<I", 4 + len(body)) + b"WEBP" + body
 
 
 # -- words for the artist -----------------------------------------------------------------------

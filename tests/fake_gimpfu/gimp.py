@@ -3,9 +3,17 @@
 Same names and call signatures as GIMP 2.10 for what plug-ins use: gimp.Image, gimp.Layer
 (width, height, offsets, set_offsets, name, opacity, mode, visible, mask, type), gimp.message,
 gimp.progress_init/progress_update, gimp.displays_flush, and `pdb` with the procedures Fixative
-calls (undo groups, item queries, file-png-save, gimp-file-load-layer, insert/remove layer).
-Pixels live in memory (row-major, interleaved; 16-bit samples big-endian) and PNG files go
-through plugins/common/fixative_png.py, so this runs under Python 2.7 and 3 without Pillow.
+calls (undo groups, item queries, file-png-save, file-jpeg-save, file-webp-save,
+gimp-file-load-layer, insert/remove layer, new images, layer groups and their merge, the visible
+picture as a layer, flatten). Pixels live in memory (row-major, interleaved; 16-bit samples
+big-endian) and PNG files go through plugins/common/fixative_png.py, so this runs under Python 2.7
+and 3 without Pillow; JPEG and WebP are written with Pillow, so only where it is installed.
+
+Compositing (a group's pixels, gimp-layer-new-from-visible, gimp-image-flatten) models GIMP 2.10's
+"Normal" modes only: legacy Normal (NORMAL_MODE) blends in the stored, perceptual encoding and
+Normal (LAYER_MODE_NORMAL) in linear light, both as straight-alpha "over" with layer opacity and
+an applied mask; a pass-through group counts as an isolated one (the same for "over"). Any other
+mode raises gimp.error rather than return pixels GIMP would not draw.
 Names starting with ``fake_`` are test hooks with no GIMP counterpart.
 """
 
@@ -16,8 +24,10 @@ import struct
 import sys
 
 from gimpenums import (GRAY, GRAY_IMAGE, GRAYA_IMAGE, INDEXED, INDEXED_IMAGE, INDEXEDA_IMAGE,
-                       NORMAL_MODE, PRECISION_U8_GAMMA, PRECISION_U16_GAMMA, RGB, RGB_IMAGE,
-                       RGBA_IMAGE)
+                       LAYER_MODE_NORMAL, LAYER_MODE_PASS_THROUGH, NORMAL_MODE, PDB_DRAWABLE,
+                       PDB_FLOAT, PDB_IMAGE, PDB_INT32, PDB_STRING, PRECISION_U8_GAMMA,
+                       PRECISION_U8_LINEAR, PRECISION_U16_GAMMA, PRECISION_U16_LINEAR, RGB,
+                       RGB_IMAGE, RGBA_IMAGE, RUN_NONINTERACTIVE)
 
 _COMMON = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "plugins", "common")
 if os.path.normpath(_COMMON) not in sys.path:
@@ -33,6 +43,8 @@ fake_progress = []
 fake_procedures = {}
 fake_menus = {}
 fake_flushes = []
+fake_new_images = []  # images made through the PDB (gimp-image-new...): plug-ins must delete them
+fake_background = (1.0, 1.0, 1.0)  # the context's background colour (GIMP's default: white)
 
 
 class error(RuntimeError):
@@ -65,6 +77,9 @@ class Image(object):
     def __init__(self, width, height, type=RGB):
         self.width, self.height, self.base_type = int(width), int(height), type
         self.precision = PRECISION_U8_GAMMA
+        self.filename = None  # pygimp: the XCF or imported file, None for a new image
+        self.fake_profile = None  # an assigned ICC profile's bytes
+        self.fake_deleted = False
         self.layers = []
         self.active_layer = None
         self.ID = _new_id()
@@ -91,17 +106,19 @@ class Image(object):
 class Drawable(object):
     """Common part of layers and channels."""
 
+    _fake_computed = False  # layer groups: size, offsets and pixels follow their children
+
     def __init__(self, image, name, width, height, type):
         if not isinstance(image, Image):
             raise TypeError("image must be a gimp.Image")
-        self.image, self.name = image, name
-        self.width, self.height, self.type = int(width), int(height), type
+        self.image, self.name, self.type = image, name, type
         self.ID = _new_id()
         self.parent = None
         self.fake_attached = False
-        self._offsets = (0, 0)
-        size = self.width * self.height * self.bpp
-        self.fake_data = b"\x00" * size
+        if not self._fake_computed:
+            self.width, self.height = int(width), int(height)
+            self._offsets = (0, 0)
+            self.fake_data = b"\x00" * (self.width * self.height * self.bpp)
 
     @property
     def fake_channels(self):
@@ -156,10 +173,54 @@ class Layer(Drawable):
 
 
 class GroupLayer(Layer):
-    def __init__(self, image, name="Layer Group"):
+    """gimp.GroupLayer(image, name="", opacity=100.0, mode=NORMAL_MODE), as pygimp makes it.
+
+    As in GIMP, its size and offsets are its children's bounding box, its pixels their composite
+    (the group's projection, without its own opacity and mask), moving it moves them, and
+    writing its pixels is refused."""
+
+    _fake_computed = True
+
+    def __init__(self, image, name="", opacity=100.0, mode=NORMAL_MODE):
         Layer.__init__(self, image, name, 1, 1, RGBA_IMAGE if image.base_type == RGB
-                       else GRAYA_IMAGE)
+                       else GRAYA_IMAGE, opacity, mode)
         self.layers = []
+
+    @property
+    def fake_box(self):
+        """(x, y, width, height) of the children in image coordinates; 1x1 when empty."""
+        if not self.layers:
+            return 0, 0, 1, 1
+        left = min(child.offsets[0] for child in self.layers)
+        top = min(child.offsets[1] for child in self.layers)
+        right = max(child.offsets[0] + child.width for child in self.layers)
+        bottom = max(child.offsets[1] + child.height for child in self.layers)
+        return left, top, right - left, bottom - top
+
+    @property
+    def width(self):
+        return self.fake_box[2]
+
+    @property
+    def height(self):
+        return self.fake_box[3]
+
+    @property
+    def offsets(self):
+        return self.fake_box[:2]
+
+    def set_offsets(self, offset_x, offset_y):
+        delta_x, delta_y = int(offset_x) - self.offsets[0], int(offset_y) - self.offsets[1]
+        for child in self.layers:
+            child.set_offsets(child.offsets[0] + delta_x, child.offsets[1] + delta_y)
+
+    @property
+    def fake_data(self):
+        colours, alphas = _composite(self.image, self.layers, self.fake_box)
+        return _samples_of(colours, alphas, self.fake_channels, self.image.fake_bit_depth())
+
+    def fake_set_data(self, data):
+        raise error("a layer group's pixels cannot be written")
 
 
 class Channel(Drawable):
@@ -222,6 +283,141 @@ def _convert(data, width, height, channels, depth, target_channels, target_depth
         if target_channels in (2, 4):
             out.append(alpha)
     return struct.pack(">%d%s" % (len(out), "H" if target_depth == 16 else "B"), *out)
+
+
+_FULL_SCALE = {8: 255, 16: 65535}
+
+
+def _unpack(data, depth):
+    count = len(data) * 8 // depth
+    return struct.unpack(">%d%s" % (count, "H" if depth == 16 else "B"), data)
+
+
+def _to_linear(value):
+    return value / 12.92 if value <= 0.04045 else ((value + 0.055) / 1.055) ** 2.4
+
+
+def _to_perceptual(value):
+    return value * 12.92 if value <= 0.0031308 else 1.055 * value ** (1 / 2.4) - 0.055
+
+
+def _linear_light(item):
+    """Whether GIMP composites this item in linear light (Normal) or as stored (legacy Normal)."""
+    if item.mode == NORMAL_MODE:
+        return False
+    if item.mode == LAYER_MODE_NORMAL:
+        return True
+    if item.mode == LAYER_MODE_PASS_THROUGH and isinstance(item, GroupLayer):
+        spaces = set(_linear_light(child) for child in item.layers if child.visible)
+        if len(spaces) <= 1:
+            return spaces.pop() if spaces else False
+    raise error("layer mode %r of %r is not modelled by the fake's compositing"
+                % (item.mode, item.name))
+
+
+def _colour_count(image):
+    if image.base_type == INDEXED:
+        raise error("compositing indexed images is not modelled by the fake")
+    return 1 if image.base_type == GRAY else 3
+
+
+def _item_pixels(item):
+    """(colours, alphas): one list of 0..1 floats per pixel, and its alpha, for an item."""
+    if isinstance(item, GroupLayer):
+        return _composite(item.image, item.layers, item.fake_box)
+    depth = item.image.fake_bit_depth()
+    full, channels = float(_FULL_SCALE[depth]), item.fake_channels
+    values = _unpack(item.fake_data, depth)
+    colours, alphas = [], []
+    for start in range(0, len(values), channels):
+        pixel = values[start:start + channels]
+        if channels in (2, 4):
+            colours.append([value / full for value in pixel[:-1]])
+            alphas.append(pixel[-1] / full)
+        else:
+            colours.append([value / full for value in pixel])
+            alphas.append(1.0)
+    return colours, alphas
+
+
+def _composite(image, items, box):
+    """What ``items`` (top first, as GIMP lists them) look like in ``box`` of the image."""
+    left, top, width, height = box
+    colours = [[0.0] * _colour_count(image) for _ in range(width * height)]
+    alphas = [0.0] * (width * height)
+    for item in reversed(items):
+        if not item.visible:
+            continue
+        linear = _linear_light(item)
+        source_colours, source_alphas = _item_pixels(item)
+        (item_x, item_y), item_w = item.offsets, item.width
+        opacity = item.opacity / 100.0
+        mask = None
+        if item.mask is not None and item.fake_apply_mask:
+            mask = bytearray(item.mask.fake_data)
+        for index, (colour, alpha) in enumerate(zip(source_colours, source_alphas)):
+            x, y = item_x + index % item_w - left, item_y + index // item_w - top
+            if not (0 <= x < width and 0 <= y < height):
+                continue
+            alpha *= opacity * (mask[index] / 255.0 if mask is not None else 1.0)
+            if alpha <= 0.0:
+                continue
+            target = y * width + x
+            below = alphas[target]
+            result = alpha + below * (1.0 - alpha)
+            under = colours[target]
+            if linear:
+                colour, under = [_to_linear(v) for v in colour], [_to_linear(v) for v in under]
+            mixed = [(s * alpha + d * below * (1.0 - alpha)) / result
+                     for s, d in zip(colour, under)]
+            colours[target] = [_to_perceptual(v) for v in mixed] if linear else mixed
+            alphas[target] = result
+    return colours, alphas
+
+
+def _samples_of(colours, alphas, channels, depth, background=None):
+    """Packed samples with ``channels`` (grey is repeated into RGB, RGB weighted into grey);
+    with ``background``, flattened onto that colour (as stored) and without alpha."""
+    full, out = _FULL_SCALE[depth], []
+    for colour, alpha in zip(colours, alphas):
+        if background is not None:
+            back = background[:1] if len(colour) == 1 else background
+            colour = [c * alpha + b * (1.0 - alpha) for c, b in zip(colour, back)]
+        if channels in (3, 4) and len(colour) == 1:
+            colour = colour * 3
+        elif channels in (1, 2) and len(colour) == 3:
+            colour = [0.2126 * colour[0] + 0.7152 * colour[1] + 0.0722 * colour[2]]
+        out.extend(int(round(min(1.0, max(0.0, value)) * full)) for value in colour)
+        if channels in (2, 4):
+            out.append(int(round(alpha * full)))
+    return struct.pack(">%d%s" % (len(out), "H" if depth == 16 else "B"), *out)
+
+
+def _copy_item(layer, image, add_alpha=False):
+    """gimp-layer-copy's duplicate ("NAME copy"): pixels, offsets, opacity, mode, visibility,
+    locks and mask; a group with copies of its children. Not attached to the image."""
+    if isinstance(layer, GroupLayer):
+        copy = GroupLayer(image, layer.name + " copy", layer.opacity, layer.mode)
+        for child in layer.layers:
+            child_copy = _copy_item(child, image)
+            child_copy.name, child_copy.parent, child_copy.fake_attached = child.name, copy, True
+            copy.layers.append(child_copy)
+    else:
+        kind = layer.type
+        if add_alpha and not layer.has_alpha:
+            kind = {RGB_IMAGE: RGBA_IMAGE, GRAY_IMAGE: GRAYA_IMAGE}.get(kind, kind)
+        copy = Layer(image, layer.name + " copy", layer.width, layer.height, kind, layer.opacity,
+                     layer.mode)
+        copy.fake_set_data(layer.fake_data if kind == layer.type else _convert(
+            layer.fake_data, layer.width, layer.height, layer.fake_channels,
+            image.fake_bit_depth(), copy.fake_channels, image.fake_bit_depth()))
+        copy.set_offsets(*layer.offsets)
+    copy.visible, copy.fake_locks = layer.visible, dict(layer.fake_locks)
+    if layer.mask is not None:
+        copy.mask = LayerMask(copy)
+        copy.mask.fake_data = layer.mask.fake_data
+        copy.fake_apply_mask = layer.fake_apply_mask
+    return copy
 
 
 class _PDB(object):
@@ -291,6 +487,19 @@ class _PDB(object):
         if image.active_layer is layer:
             image.active_layer = siblings[0] if siblings else None
         image.fake_log.append(("remove-layer", layer.name, image.fake_undo_depth))
+        return 1
+
+    def gimp_image_reorder_item(self, image, item, parent, position):
+        """Move an attached item into ``parent`` (None: the top level) at ``position``."""
+        if item.image is not image or not item.fake_attached:
+            raise error("gimp-image-reorder-item: the item is not part of the image")
+        if parent is not None and (not isinstance(parent, GroupLayer) or parent is item):
+            raise error("gimp-image-reorder-item: the new parent is not a layer group")
+        _siblings(image, item.parent).remove(item)
+        siblings = _siblings(image, parent)
+        siblings.insert(max(0, min(int(position), len(siblings))), item)
+        item.parent = parent
+        image.fake_log.append(("reorder-item", item.name, image.fake_undo_depth))
         return 1
 
     def gimp_item_delete(self, item):
@@ -392,28 +601,141 @@ class _PDB(object):
             return 0, 0, 0, 0, 0
         return 1, cols[0], rows[0], cols[-1] - cols[0] + 1, rows[-1] - rows[0] + 1
 
+    def gimp_selection_bounds(self, image):
+        """(non_empty, x1, y1, x2, y2) in image coordinates; the whole canvas when empty."""
+        if self.gimp_selection_is_empty(image):
+            return 0, 0, 0, image.width, image.height
+        selection = bytearray(image.fake_selection)
+        rows = [row for row in range(image.height)
+                if any(selection[row * image.width:(row + 1) * image.width])]
+        cols = [col for col in range(image.width)
+                if any(selection[row * image.width + col] for row in rows)]
+        return 1, cols[0], rows[0], cols[-1] + 1, rows[-1] + 1
+
+    # -- images -----------------------------------------------------------------------------------
+    def gimp_image_new(self, width, height, type):
+        return self.gimp_image_new_with_precision(width, height, type, PRECISION_U8_GAMMA)
+
+    def gimp_image_new_with_precision(self, width, height, type, precision):
+        if precision not in (PRECISION_U8_GAMMA, PRECISION_U8_LINEAR, PRECISION_U16_GAMMA,
+                             PRECISION_U16_LINEAR):
+            raise error("gimp-image-new-with-precision: precision %r is not modelled by the fake"
+                        % (precision,))
+        if type == INDEXED and precision != PRECISION_U8_GAMMA:
+            raise error("gimp-image-new-with-precision: indexed images are 8-bit gamma only")
+        image = Image(width, height, type)
+        image.precision = precision
+        fake_new_images.append(image)
+        return image
+
+    def gimp_image_delete(self, image):
+        if image.fake_deleted:
+            raise error("gimp-image-delete: the image was already deleted")
+        image.fake_deleted = True
+        return 1
+
+    def gimp_image_undo_disable(self, image):
+        image.fake_log.append(("undo-disable",))
+        return 1
+
+    def gimp_image_get_filename(self, image):
+        return image.filename
+
+    def gimp_image_get_name(self, image):
+        return os.path.basename(image.filename) if image.filename else "Untitled"
+
+    def gimp_image_get_precision(self, image):
+        return image.precision
+
+    def gimp_image_get_color_profile(self, image):
+        """(num_bytes, profile_data) as pygimp returns an INT8ARRAY: (0, ()) for none."""
+        data = image.fake_profile
+        return (len(data), tuple(bytearray(data))) if data else (0, ())
+
+    def gimp_image_set_color_profile(self, image, num_bytes, color_profile):
+        data = bytes(bytearray(color_profile))
+        if len(data) != num_bytes:
+            raise error("gimp-image-set-color-profile: num-bytes does not match the data")
+        image.fake_profile = data or None
+        return 1
+
+    def gimp_context_get_background(self):
+        import gimpcolor
+
+        return gimpcolor.RGB(*fake_background)
+
+    # -- layer groups, the visible picture, flattening ---------------------------------------------
+    def gimp_layer_group_new(self, image):
+        """A new group, pass-through as GIMP 2.10 makes them (pygimp's gimp.GroupLayer uses
+        legacy Normal instead)."""
+        return GroupLayer(image, "Layer Group", 100.0, LAYER_MODE_PASS_THROUGH)
+
+    def gimp_layer_copy(self, layer, add_alpha):
+        if not isinstance(add_alpha, int):
+            raise TypeError("gimp-layer-copy: add-alpha must be an integer")
+        return _copy_item(layer, layer.image, bool(add_alpha))
+
+    def gimp_image_merge_layer_group(self, image, layer_group):
+        """The group replaced, at its place, by one layer that looks the same: its pixels, name,
+        offsets, opacity, mode (pass-through becomes Normal), visibility, locks and mask."""
+        if not isinstance(layer_group, GroupLayer):
+            raise error("gimp-image-merge-layer-group: the item is not a layer group")
+        siblings = _siblings(image, layer_group.parent)
+        if layer_group.image is not image or layer_group not in siblings:
+            raise error("gimp-image-merge-layer-group: the group is not part of the image")
+        mode = layer_group.mode
+        merged = Layer(image, layer_group.name, layer_group.width, layer_group.height,
+                       layer_group.type, layer_group.opacity,
+                       LAYER_MODE_NORMAL if mode == LAYER_MODE_PASS_THROUGH else mode)
+        merged.fake_set_data(layer_group.fake_data)
+        merged.set_offsets(*layer_group.offsets)
+        merged.visible, merged.fake_locks = layer_group.visible, dict(layer_group.fake_locks)
+        if layer_group.mask is not None:
+            merged.mask = LayerMask(merged)
+            merged.mask.fake_data = layer_group.mask.fake_data
+            merged.fake_apply_mask = layer_group.fake_apply_mask
+        siblings[siblings.index(layer_group)] = merged
+        merged.parent, merged.fake_attached = layer_group.parent, True
+        layer_group.fake_attached = False
+        if image.active_layer is layer_group:
+            image.active_layer = merged
+        image.fake_log.append(("merge-layer-group", layer_group.name, image.fake_undo_depth))
+        return merged
+
+    def gimp_layer_new_from_visible(self, image, dest_image, name):
+        """What the image shows, as a canvas-sized layer with alpha for ``dest_image`` (in its
+        base type and precision), not yet added to it."""
+        colours, alphas = _composite(image, image.layers, (0, 0, image.width, image.height))
+        kind = GRAYA_IMAGE if dest_image.base_type == GRAY else RGBA_IMAGE
+        if dest_image.base_type == INDEXED:
+            raise error("gimp-layer-new-from-visible: indexed destinations are not modelled")
+        layer = Layer(dest_image, name, image.width, image.height, kind)
+        layer.fake_set_data(_samples_of(colours, alphas, layer.fake_channels,
+                                        dest_image.fake_bit_depth()))
+        image.fake_log.append(("new-from-visible", name))
+        return layer
+
+    def gimp_image_flatten(self, image):
+        """Every visible layer merged onto the context's background colour, invisible ones
+        dropped: one layer without alpha is left, and returned."""
+        colours, alphas = _composite(image, image.layers, (0, 0, image.width, image.height))
+        kind = GRAY_IMAGE if image.base_type == GRAY else RGB_IMAGE
+        flat = Layer(image, "Background", image.width, image.height, kind)
+        flat.fake_set_data(_samples_of(colours, alphas, flat.fake_channels,
+                                       image.fake_bit_depth(), background=fake_background))
+        for item in image.layers:
+            item.fake_attached = False
+        image.layers[:] = [flat]
+        flat.fake_attached, image.active_layer = True, flat
+        image.fake_log.append(("flatten", image.fake_undo_depth))
+        return flat
+
     # -- progress -------------------------------------------------------------------------------
     def gimp_progress_set_text(self, message):
         fake_progress.append(("text", message))
         return 1
 
     # -- files ----------------------------------------------------------------------------------
-    def file_png_save(self, image, drawable, filename, raw_filename, interlace, compression,
-                      bkgd, gama, offs, phys, time):
-        for value in (interlace, compression, bkgd, gama, offs, phys, time):
-            if not isinstance(value, int):
-                raise TypeError("file-png-save: flag arguments must be integers")
-        if drawable.image is not image:
-            raise error("file-png-save: the drawable is not part of the image")
-        if drawable.is_indexed:
-            raise error("file-png-save: indexed export is not modelled by the fake")
-        png = fixative_png.encode_png(drawable.width, drawable.height, drawable.fake_channels,
-                                      image.fake_bit_depth(), drawable.fake_data)
-        with open(filename, "wb") as handle:
-            handle.write(png)
-        image.fake_log.append(("file-png-save", filename))
-        return 1
-
     def gimp_file_load_layer(self, image, filename):
         with open(filename, "rb") as handle:
             width, height, channels, depth, data = fixative_png.decode_png(handle.read())
@@ -430,9 +752,11 @@ class _PDB(object):
         image.fake_log.append(("file-load-layer", filename))
         return layer
 
-    # -- registered python-fu procedures ---------------------------------------------------------
+    # -- built-in procedures with their PDB signature; registered python-fu procedures --------------
     def __getattr__(self, name):
         procedure = name.replace("_", "-")
+        if procedure in _BUILT_IN:
+            return _BUILT_IN[procedure]
         if procedure not in fake_procedures:
             raise AttributeError("no PDB procedure %r in the fake" % procedure)
 
@@ -453,6 +777,166 @@ class _PDB(object):
 
         return call
 
+
+class _Procedure(object):
+    """A PDB procedure as pygimp hands it out (``pdb.file_jpeg_save``): ``proc_name``, ``nparams``
+    and ``params`` (type, name, description), and a call that puts RUN-NONINTERACTIVE in front
+    when the run mode is left out, then checks the count and the types as GIMP does."""
+
+    _ACCEPTS = {PDB_INT32: int, PDB_FLOAT: (int, float), PDB_STRING: str,
+                PDB_IMAGE: Image, PDB_DRAWABLE: Drawable}
+
+    def __init__(self, name, params, function):
+        self.proc_name, self.params, self.function = name, tuple(params), function
+
+    @property
+    def nparams(self):
+        return len(self.params)
+
+    def __call__(self, *args):
+        if len(args) == self.nparams - 1 and self.params[0][1] == "run-mode":
+            args = (RUN_NONINTERACTIVE,) + args
+        if len(args) != self.nparams:
+            raise TypeError("wrong number of parameters")
+        for value, (kind, name, _blurb) in zip(args, self.params):
+            if not isinstance(value, self._ACCEPTS[kind]):
+                raise TypeError("%s: wrong type %s for parameter %r"
+                                % (self.proc_name, type(value).__name__, name))
+        if args[0] != RUN_NONINTERACTIVE:
+            raise error("%s: only non-interactive calls are modelled by the fake" % self.proc_name)
+        return self.function(*args[1:])
+
+
+def _saving(procedure, image, drawable, filename):
+    if drawable.image is not image:
+        raise error("%s: the drawable is not part of the image" % procedure)
+    if drawable.is_indexed:
+        raise error("%s: indexed export is not modelled by the fake" % procedure)
+    folder = os.path.dirname(os.path.abspath(filename))
+    if not os.path.isdir(folder):
+        raise error("%s: could not open '%s' for writing" % (procedure, filename))
+
+
+def _file_png_save(image, drawable, filename, raw_filename, interlace, compression, bkgd, gama,
+                   offs, phys, time):
+    _saving("file-png-save", image, drawable, filename)
+    png = fixative_png.encode_png(drawable.width, drawable.height, drawable.fake_channels,
+                                  image.fake_bit_depth(), drawable.fake_data)
+    with open(filename, "wb") as handle:
+        handle.write(png)
+    image.fake_log.append(("file-png-save", filename))
+
+
+def _pillow_image(procedure, drawable, keep_alpha):
+    """The drawable as an 8-bit Pillow image (16-bit samples rounded, as GIMP's export does)."""
+    try:
+        from PIL import Image as PillowImage
+    except ImportError:
+        raise error("%s: the fake writes this format with Pillow, which is not installed"
+                    % procedure)
+    depth = drawable.image.fake_bit_depth()
+    data = drawable.fake_data
+    if depth == 16:
+        data = struct.pack(">%dB" % (len(data) // 2),
+                           *[(value + 128) // 257 for value in _unpack(data, 16)])
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[drawable.fake_channels]
+    picture = PillowImage.frombytes(mode, (drawable.width, drawable.height), data)
+    if not keep_alpha and mode in ("LA", "RGBA"):
+        picture = picture.convert(mode[:-1])  # the alpha channel is dropped, not composited
+    return picture
+
+
+def _file_jpeg_save(image, drawable, filename, raw_filename, quality, smoothing, optimize,
+                    progressive, comment, subsmp, baseline, restart, dct):
+    _saving("file-jpeg-save", image, drawable, filename)
+    if not (0.0 <= quality <= 1.0 and 0.0 <= smoothing <= 1.0):
+        raise error("file-jpeg-save: quality and smoothing lie between 0 and 1")
+    if subsmp not in (0, 1, 2) or dct not in (0, 1, 2) or restart < 0:
+        raise error("file-jpeg-save: this sub-sampling, DCT or restart value is not modelled")
+    if smoothing:
+        raise error("file-jpeg-save: smoothing is not modelled by the fake")
+    picture = _pillow_image("file-jpeg-save", drawable, keep_alpha=False)
+    # GIMP numbers sub-sampling 0 = 4:2:0, 1 = 4:2:2, 2 = 4:4:4; Pillow the other way round.
+    extra = {"comment": comment} if comment else {}
+    picture.save(filename, "JPEG", quality=int(round(quality * 100)), optimize=bool(optimize),
+                 progressive=bool(progressive), subsampling={0: 2, 1: 1, 2: 0}[subsmp], **extra)
+    image.fake_log.append(("file-jpeg-save", filename))
+
+
+def _file_webp_save(image, drawable, filename, raw_filename, *settings):
+    """file-webp-save with the settings ``fake_webp_save_params`` names (GIMP 2.10's current
+    18-parameter signature, or the earlier one without minimize-size and kf-distance)."""
+    values = dict(zip([param[1] for param in fake_webp_save_params[5:]], settings))
+    _saving("file-webp-save", image, drawable, filename)
+    if not (0 <= values["quality"] <= 100 and 0 <= values["alpha-quality"] <= 100):
+        raise error("file-webp-save: quality and alpha-quality lie between 0 and 100")
+    if values["animation"]:
+        raise error("file-webp-save: animation is not modelled by the fake")
+    if values["exif"] or values["iptc"] or values["xmp"]:
+        raise error("file-webp-save: writing the image's metadata is not modelled by the fake")
+    picture = _pillow_image("file-webp-save", drawable, keep_alpha=True)
+    if picture.mode in ("L", "LA"):
+        picture = picture.convert("RGBA" if picture.mode == "LA" else "RGB")
+    picture.save(filename, "WEBP", quality=float(values["quality"]),
+                 alpha_quality=int(values["alpha-quality"]), lossless=bool(values["lossless"]))
+    image.fake_log.append(("file-webp-save", filename))
+
+
+_SAVE_HEAD = [(PDB_INT32, "run-mode", "The run mode"), (PDB_IMAGE, "image", "Input image"),
+              (PDB_DRAWABLE, "drawable", "Drawable to save"),
+              (PDB_STRING, "filename", "The name of the file"),
+              (PDB_STRING, "raw-filename", "The name entered")]
+# Parameters as GIMP 2.10's plug-ins register them (plug-ins/common/file-png.c,
+# plug-ins/file-jpeg/jpeg.c, plug-ins/file-webp/file-webp.c).
+_PNG_SAVE_PARAMS = _SAVE_HEAD + [(PDB_INT32, name, name) for name in (
+    "interlace", "compression", "bkgd", "gama", "offs", "phys", "time")]
+_JPEG_SAVE_PARAMS = _SAVE_HEAD + [
+    (PDB_FLOAT, "quality", "Quality of saved image (0 <= quality <= 1)"),
+    (PDB_FLOAT, "smoothing", "Smoothing factor for saved image (0 <= smoothing <= 1)"),
+    (PDB_INT32, "optimize", "Use optimized tables during Huffman coding (0/1)"),
+    (PDB_INT32, "progressive", "Create progressive JPEG images (0/1)"),
+    (PDB_STRING, "comment", "Image comment"),
+    (PDB_INT32, "subsmp", "Sub-sampling type { 0, 1, 2, 3 }"),
+    (PDB_INT32, "baseline", "Force creation of a baseline JPEG (0/1)"),
+    (PDB_INT32, "restart", "Interval of restart markers (in MCU rows, 0 = no restart markers)"),
+    (PDB_INT32, "dct", "DCT method to use { INTEGER (0), FIXED (1), FLOAT (2) }")]
+WEBP_SAVE_PARAMS_2_10 = _SAVE_HEAD + [
+    (PDB_INT32, "preset", "preset (Default=0, Picture=1, Photo=2, Drawing=3, Icon=4, Text=5)"),
+    (PDB_INT32, "lossless", "Use lossless encoding (0/1)"),
+    (PDB_FLOAT, "quality", "Quality of the image (0 <= quality <= 100)"),
+    (PDB_FLOAT, "alpha-quality", "Quality of the image's alpha channel (0 <= alpha-quality <= 100)"),
+    (PDB_INT32, "animation", "Use layers for animation (0/1)"),
+    (PDB_INT32, "anim-loop", "Loop animation infinitely (0/1)"),
+    (PDB_INT32, "minimize-size", "Minimize animation size (0/1)"),
+    (PDB_INT32, "kf-distance", "Maximum distance between key-frames (>=0)"),
+    (PDB_INT32, "exif", "Toggle saving exif data (0/1)"),
+    (PDB_INT32, "iptc", "Toggle saving iptc data (0/1)"),
+    (PDB_INT32, "xmp", "Toggle saving xmp data (0/1)"),
+    (PDB_INT32, "delay", "Delay to use when timestamps are not available or forced"),
+    (PDB_INT32, "force-delay", "Force delay on all frames")]
+# Earlier GIMP 2.10 releases registered file-webp-save without these two.
+WEBP_SAVE_PARAMS_EARLY_2_10 = [param for param in WEBP_SAVE_PARAMS_2_10
+                               if param[1] not in ("minimize-size", "kf-distance")]
+fake_webp_save_params = WEBP_SAVE_PARAMS_2_10  # test hook: which file-webp-save this GIMP has
+
+
+class _WebpProcedure(_Procedure):
+    """file-webp-save, whose signature follows ``fake_webp_save_params``."""
+
+    @property
+    def params(self):
+        return tuple(fake_webp_save_params)
+
+    @params.setter
+    def params(self, _value):
+        pass
+
+
+_BUILT_IN = {
+    "file-png-save": _Procedure("file-png-save", _PNG_SAVE_PARAMS, _file_png_save),
+    "file-jpeg-save": _Procedure("file-jpeg-save", _JPEG_SAVE_PARAMS, _file_jpeg_save),
+    "file-webp-save": _WebpProcedure("file-webp-save", (), _file_webp_save),
+}
 
 pdb = _PDB()
 

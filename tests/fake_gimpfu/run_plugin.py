@@ -1,10 +1,11 @@
 """Run the GIMP 2.10 plug-in once under the fake gimpfu, the way GIMP would, from a PNG.
 
-Usage: python run_plugin.py PLUGIN_FILE INPUT_PNG OUT_DIR ARGS_JSON
+Usage: python run_plugin.py PLUGIN_FILE INPUT_PNG OUT_DIR ARGS_JSON [EXPORT_FILE_NAME]
 Works under Python 2.7 (GIMP 2.10's interpreter) and 3. Builds an image with the PNG as layer
 "Painting" (offset 7, 5) between "Background" and "Top", calls python-fu-fixative-protect
-non-interactively, and writes OUT_DIR/verdict.json plus the raw pixels of the source before and
-after and of the result layer, for the test to judge.
+non-interactively (or, given EXPORT_FILE_NAME, python-fu-fixative-export into OUT_DIR with
+ARGS_JSON as its options and credentials), and writes OUT_DIR/verdict.json plus the raw pixels of
+the source before and after and of the result layer, for the test to judge.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -36,6 +37,7 @@ def load_plugin(path):
 
 def main():
     plugin_file, input_png, out_dir, args_json = sys.argv[1:5]
+    export_name = sys.argv[5] if len(sys.argv) > 5 else None
     load_plugin(plugin_file)
     with open(input_png, "rb") as handle:
         width, height, channels, depth, data = fixative_png.decode_png(handle.read())
@@ -54,8 +56,14 @@ def main():
     before = painting.fake_data
 
     verdict = {"python": list(sys.version_info[:3]), "error": None}
+    arguments = [str(value) if isinstance(value, type(u"")) else value
+                 for value in json.loads(args_json)]  # byte strings under Python 2, as GIMP's
     try:
-        gimp.pdb.python_fu_fixative_protect(image, painting, *json.loads(args_json))
+        if export_name:
+            gimp.pdb.python_fu_fixative_export(image, painting, str(out_dir), str(export_name),
+                                               *arguments)
+        else:
+            gimp.pdb.python_fu_fixative_protect(image, painting, *arguments)
     except gimp.error as exc:
         verdict["error"] = str(exc)
     verdict["layers"] = [{"name": item.name, "width": item.width, "height": item.height,
@@ -63,6 +71,8 @@ def main():
     verdict["messages"] = list(gimp.fake_messages)
     verdict["undo_groups"] = image.fake_undo_groups
     verdict["undo_depth"] = image.fake_undo_depth
+    verdict["new_images_left"] = len([item for item in gimp.fake_new_images
+                                      if not item.fake_deleted])
     verdict["progress"] = [list(entry) for entry in gimp.fake_progress]
     for name, pixels in (("before", before), ("source-after", painting.fake_data)):
         with open(os.path.join(out_dir, name), "wb") as handle:

@@ -45,3 +45,29 @@ def engine_in(home: Path):
     finally:
         engine.stop()
         monkeypatch.undo()
+
+
+def check_exported_optout(data: bytes, media_type: str, signed: bool) -> None:
+    """An exported file says "not for AI training": the XMP field always; when ``signed``, C2PA
+    credentials that c2pa.Reader validates (self-signed engine identity) with every AI use
+    ``notAllowed``, and none at all when not."""
+    import io
+
+    from fixative import provenance
+
+    assert provenance.xmp_opts_out(provenance.read_xmp_optout(data)), "no opt-out XMP in the file"
+    if not signed:
+        assert not provenance.read_credentials(data).present, "credentials that were not asked for"
+        return
+    import c2pa
+
+    with c2pa.Reader(media_type, io.BytesIO(data)) as reader:
+        assert reader.get_validation_state() == "Valid"
+        failures = [item["code"] for item in
+                    reader.get_validation_results()["activeManifest"]["failure"]]
+        assert failures == ["signingCredential.untrusted"], failures
+        manifest = reader.get_active_manifest()
+    entries = next(item["data"]["entries"] for item in manifest["assertions"]
+                   if item["label"] == "cawg.training-mining")
+    assert {use: entry["use"] for use, entry in entries.items()} == dict.fromkeys(
+        provenance.USES, "notAllowed")

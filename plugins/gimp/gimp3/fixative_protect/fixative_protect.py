@@ -479,8 +479,11 @@ def export_protected(image, config, schema):
 
 
 def _export_with_gimp(copy, path, fmt, xmp):
-    """JPEG/WebP bytes of the protected copy, written by GIMP's own exporter; for JPEG the
-    engine's opt-out XMP goes in as the file's XMP segment."""
+    """JPEG/WebP bytes of the protected copy, written by GIMP's own exporter, with the engine's
+    opt-out XMP as the file's only XMP (JPEG APP1 segment, WebP ``XMP `` chunk).
+
+    GIMP's own include-xmp argument would write the image's metadata, not the engine's packet,
+    so the packet goes in after GIMP has written the file; the credentials are signed last."""
     temporary = path + ".fixative-tmp." + ("jpg" if fmt == "JPEG" else "webp")
     try:
         Gimp.file_save(Gimp.RunMode.NONINTERACTIVE, copy, Gio.File.new_for_path(temporary), None)
@@ -489,8 +492,9 @@ def _export_with_gimp(copy, path, fmt, xmp):
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
-    if fmt == "JPEG" and xmp:
-        data = fixative_plugin.add_jpeg_xmp(data, xmp)
+    if xmp:
+        data = (fixative_plugin.add_jpeg_xmp(data, xmp) if fmt == "JPEG"
+                else fixative_plugin.add_webp_xmp(data, xmp))
     return data
 
 
