@@ -71,7 +71,7 @@ def test_small_run_produces_every_number_finite(small_run):
     for row in results["scale"]:
         assert row["seconds"] > 0 and row["peak_rss_mb"] > 50
     assert strength["consistency"]["fixative-default"]["pairs"] and len(strength["ladder"]["tries"]) >= 1
-    assert len(results["targets"]) == 4
+    assert len(results["targets"]) == 5  # strength, time to match, default time, scale, memory
     assert all(isinstance(t["passed"], bool) for t in results["targets"])
     mimic = results["mimic"]
     (entry,) = mimic["paintings"].values()
