@@ -448,10 +448,15 @@ def fixative_protect(image, drawable, *arguments):
     except GimpFuError:
         raise
     except Exception as exc:  # still a message, not gimpfu's traceback dialog
-        if not isinstance(exc, fixative_client.FixativeClientError):
-            import traceback
-            traceback.print_exc()
-        _fail(fixative_plugin.error_text(exc))
+        _fail_with(exc)
+
+
+def _fail_with(exc):
+    """Report an error as one message (a traceback on stderr too when it is not the engine's)."""
+    if not isinstance(exc, fixative_client.FixativeClientError):
+        import traceback
+        traceback.print_exc()
+    _fail(fixative_plugin.error_text(exc))
 
 
 def _check_count(arguments, params):
@@ -587,10 +592,7 @@ def fixative_export(image, drawable, folder, file_name, *arguments):
     except GimpFuError:
         raise
     except Exception as exc:  # still a message, not gimpfu's traceback dialog
-        if not isinstance(exc, fixative_client.FixativeClientError):
-            import traceback
-            traceback.print_exc()
-        _fail(fixative_plugin.error_text(exc))
+        _fail_with(exc)
 
 
 def _mark_interactive():
