@@ -1,8 +1,8 @@
 """The plug-in files in a source checkout, what each editor gets, and the zip for Krita's importer.
 
 Every plug-in folder gets the shared plug-in layer beside the plug-in: ``fixative_client.py``,
-``fixative_png.py``, ``fixative_options.py`` (+ its fallback schema), ``fixative_plugin.py`` (from
-plugins/common) and ``fixative_locations.py`` (the folder rules, from
+``fixative_png.py``, ``fixative_options.py`` (+ its fallback schema), ``fixative_plugin.py``,
+``fixative_pixels.py`` (from plugins/common; GIMP 2.10 never imports the last one) and ``fixative_locations.py`` (the folder rules, from
 engine/fixative/locations.py, so the plug-ins and the engine agree on where things are).
 """
 
@@ -20,7 +20,7 @@ from installer.report import InstallError, Reporter
 
 GIMP_PLUGIN = "fixative_protect"
 CLIENT_FILES = ("fixative_client.py", "fixative_png.py", "fixative_options.py", "fixative_plugin.py",
-                "fixative_options_fallback.json")
+                "fixative_pixels.py", "fixative_options_fallback.json")
 SHARED_RULES_NAME = "fixative_locations.py"
 SHARED_RULES_SOURCE = Path("engine") / "fixative" / "locations.py"
 SKIPPED_NAMES = ("__pycache__", ".ruff_cache", ".pytest_cache", ".mypy_cache")

@@ -35,7 +35,7 @@ echo "== lint"
 python -m ruff check .
 vermin --no-tips --violations -t=2.7- -t=3.6- plugins/common/fixative_client.py engine/fixative/locations.py \
     plugins/common/fixative_png.py plugins/common/fixative_options.py plugins/common/fixative_plugin.py \
-    plugins/gimp/gimp2/fixative_protect.py
+    plugins/common/fixative_pixels.py plugins/gimp/gimp2/fixative_protect.py
 
 echo "== tests"
 set +e

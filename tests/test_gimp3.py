@@ -4,7 +4,9 @@ against a real `fixative serve`: every test runs once per version.
 tests/gimp/build_chroot.sh builds the chroots (FIXATIVE_CHROOT_SUITE=trixie|sid; CI builds both
 and sets FIXATIVE_REQUIRE_GIMP=1, so a missing version fails); without them these tests skip. A
 host with gimp-console-3.x installed runs that GIMP directly instead. GIMP runs the cases in tests/gimp/gimp_batch.py through python-fu-eval and
-writes raw pixels and the layer stack; the judging happens here.
+writes raw pixels and the layer stack; the judging happens here. The colour-space cases (linear,
+float HDR, Adobe RGB) run in the same GIMP session against a fake engine whose change is known
+exactly, so what the engine received and what came back can be checked sample by sample.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ def install_plugin(gimp_home: Path, version: str) -> Path:
     run_installer(gimp_home, "--gimp", "--gimp-version", version)
     assert os.access(target / "fixative_protect.py", os.X_OK)
     for name in ("fixative_client.py", "fixative_png.py", "fixative_options.py",
-                 "fixative_plugin.py", "fixative_options_fallback.json"):
+                 "fixative_pixels.py", "fixative_plugin.py", "fixative_options_fallback.json"):
         assert (target / name).is_file(), name
     return target
 
@@ -112,17 +114,26 @@ def write_png(path: Path, pixels: np.ndarray) -> None:
     path.write_bytes(fixative_png.encode_png(width, height, channels, depth, data))
 
 
+COLOUR_DUMPS = tuple(f"{kind}.{form}" for kind in ("before", "reference", "source-after", "result")
+                     for form in ("native", "srgb16"))
+
+
 def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[dict],
-             display: bool = False) -> dict:
+             display: bool = False, fake_discovery: Path | None = None) -> dict:
     """Run the cases in one GIMP session; returns the verdict with raw pixel files loaded.
 
-    ``display``: under Xvfb, so interactive runs can build the plug-in's dialog."""
+    ``display``: under Xvfb, so interactive runs can build the plug-in's dialog.
+    ``fake_discovery``: a fake engine's engine.json; cases with ``"engine": "fake"`` use it."""
     work = setup.work_dir(scratch)
     work.mkdir(parents=True)
     try:
         home_inside = work / "fixative-home"
         shutil.copytree(fixative_home, home_inside, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("cache", "data"))
+        if fake_discovery is not None:  # gimp_batch.use_engine picks one per case
+            state = home_inside / "state"
+            shutil.copy2(state / "engine.json", state / "engine-real.json")
+            shutil.copy2(fake_discovery, state / "engine-fake.json")
         for case in cases:
             png_path = work / f"{case['name']}.png"
             write_png(png_path, case.pop("pixels"))
@@ -164,7 +175,7 @@ def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[d
         assert verdict["gimp_version"].startswith(setup.version + "."), verdict["gimp_version"]
         for case in verdict["cases"]:
             case["pixels"] = {}
-            for kind in ("before", "source-after", "result", "text", "visible"):
+            for kind in ("before", "source-after", "result", "text", "visible", *COLOUR_DUMPS):
                 path = work / f"{case['name']}.{kind}"
                 if path.exists():
                     case["pixels"][kind] = path.read_bytes()
@@ -253,11 +264,51 @@ def check_protected_layer(case: dict, intensity: str, keep_visible: bool = False
     check_pixels(original, protected, fmt, intensity)
 
 
+CHECKER_STEP = {8: 5, 16: 1200}
+
+
+def checker(png: bytes) -> bytes:
+    """The fake engine's change in the colour cases: pixels with x + y even move every colour
+    sample by a fixed step (up in the lower half of the range, down in the upper); the others
+    and alpha stay. So the test knows which pixels the engine changed, and by how much."""
+    width, height, channels, bit_depth, samples = fixative_png.decode_png(png)
+    dtype = np.dtype(">u2") if bit_depth == 16 else np.dtype(np.uint8)
+    pixels = np.frombuffer(samples, dtype).reshape(height, width, channels).astype(np.int64)
+    colour = channels - 1 if channels in (2, 4) else channels
+    step, half = CHECKER_STEP[bit_depth], 1 << (bit_depth - 1)
+    moved = np.where(pixels[..., :colour] < half, pixels[..., :colour] + step,
+                     pixels[..., :colour] - step)
+    on = checker_cells(width, height)
+    pixels[..., :colour][on] = moved[on]
+    return fixative_png.encode_png(width, height, channels, bit_depth,
+                                   pixels.astype(dtype).tobytes())
+
+
+def checker_cells(width: int, height: int) -> np.ndarray:
+    """True where checker() changes a pixel."""
+    rows, columns = np.mgrid[:height, :width]
+    return (rows + columns) % 2 == 0
+
+
 @pytest.fixture(scope="module")
 def engine_verdict(gimp_setup, tmp_path_factory):
-    """One GIMP session with a real engine running: every success and refusal case."""
+    """One GIMP session with a real engine running: every success and refusal case. The colour
+    cases (``"engine": "fake"``) go to a fake engine whose change is known exactly (checker);
+    ``verdict["fake_jobs"]`` holds the PNGs it received."""
     scratch = tmp_path_factory.mktemp("gimp3")
     home = scratch / "fixative-home"
+    from tests.krita.fake_engine import FakeEngine
+
+    fake = FakeEngine(scratch / "fake-state", job_seconds=0.05, perturb=checker).start()
+    try:
+        verdict = _engine_verdict(gimp_setup, scratch, home, fake)
+    finally:
+        fake.stop()
+    verdict["fake_jobs"] = [job.image for job in fake.jobs.values()]
+    return verdict
+
+
+def _engine_verdict(gimp_setup, scratch: Path, home: Path, fake) -> dict:
     with engine_in(home):
         rgb16 = deep(painting(size=56))
         cases = [
@@ -297,10 +348,29 @@ def engine_verdict(gimp_setup, tmp_path_factory):
             {"name": "export-webp-unsigned", "pixels": painting(size=48, box=(0.2, 0.6)),
              "canvas": [48, 48], "offsets": [0, 0], "export": "plain.webp",
              "args": {**FAST, "credentials": False}},
+            # Colour spaces and precisions, against the fake engine (each region's size is its
+            # own, so its job can be found). Layer boxes are in COLOUR_BOXES.
+            {"name": "srgb8-direct", "pixels": with_alpha(painting(size=(36, 34), box=(0.8, 0.3))),
+             "canvas": [36, 34], "offsets": [0, 0], "args": FAST, "engine": "fake",
+             "colour": {"precision": "U8_NON_LINEAR"}},
+            {"name": "linear8", "pixels": with_alpha(painting(size=(60, 52), box=(0.3, 0.8))),
+             "canvas": [70, 60], "offsets": [5, 3], "select": [15, 9, 36, 26], "args": FAST,
+             "engine": "fake", "colour": {"precision": "U8_LINEAR"}},
+            {"name": "hdr-float", "pixels": with_alpha(painting(size=(44, 36), box=(0.9, 0.9))),
+             "canvas": [44, 36], "offsets": [0, 0], "args": FAST, "engine": "fake",
+             "colour": {"precision": "FLOAT_LINEAR", "hdr": True}},
+            {"name": "adobe16", "pixels": deep(painting(size=(50, 46), box=(0.1, 0.6))),
+             "canvas": [56, 50], "offsets": [3, 2], "select": [13, 10, 30, 28], "args": FAST,
+             "engine": "fake", "colour": {"profile": "adobe"}},
+            {"name": "grey-linear16",
+             "pixels": deep(with_alpha(grey(painting(size=(42, 40), box=(0.7, 0.7))))),
+             "canvas": [42, 40], "offsets": [0, 0], "args": {**FAST, "new-layer": False},
+             "engine": "fake", "colour": {"precision": "U16_LINEAR"}},
         ]
         if ONLY_CASES:
             cases = [case for case in cases if case["name"] in ONLY_CASES]
-        return run_gimp(gimp_setup, scratch, home, cases)
+        return run_gimp(gimp_setup, scratch, home, cases,
+                        fake_discovery=scratch / "fake-state" / "engine.json")
 
 
 def case_named(verdict: dict, name: str) -> dict:
@@ -546,3 +616,188 @@ def test_visible_picture_becomes_one_protected_layer_on_top(engine_verdict):
     before = as_array(case["pixels"]["visible"], fmt, 48, 40)
     protected = as_array(case["pixels"]["result"], case["result_format"], 48, 40)
     check_pixels(before, protected, fmt, "default")
+
+
+# -- colour spaces and precisions (fake engine: checker) --------------------------------------
+
+COLOUR_BOXES = {"srgb8-direct": (0, 0, 36, 34), "linear8": (10, 6, 36, 26),
+                "hdr-float": (0, 0, 44, 36), "adobe16": (10, 8, 30, 28),
+                "grey-linear16": (0, 0, 42, 40)}
+BABL_DTYPES = {"u8": np.uint8, "u16": np.uint16, "u32": np.uint32, "half": np.float16,
+               "float": np.float32, "double": np.float64}
+
+
+def colour_case(verdict: dict, name: str) -> dict:
+    case = case_named(verdict, name)
+    assert case["status"] == "success", f"{case}\n{verdict['log']}"
+    return case
+
+
+def native(case: dict, kind: str) -> np.ndarray:
+    """The painting's (or its protected copy's) pixels in the layer's own format, (H, W, C)."""
+    described = case["native_before"]
+    source = next(layer for layer in case["before_layers"] if layer["name"] == "Painting")
+    data = case["pixels"][f"{kind}.native"]
+    return np.frombuffer(data, BABL_DTYPES[described["type"]]).reshape(
+        source["height"], source["width"], described["channels"])
+
+
+def srgb16(case: dict, kind: str) -> np.ndarray:
+    source = next(layer for layer in case["before_layers"] if layer["name"] == "Painting")
+    data = case["pixels"][f"{kind}.srgb16"]
+    return np.frombuffer(data, np.uint16).reshape(source["height"], source["width"], -1)
+
+
+def exchanged(verdict: dict, name: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """(what the fake engine received, what it sent back, bit depth) for this case's region."""
+    _x, _y, width, height = COLOUR_BOXES[name]
+    for png in verdict["fake_jobs"]:
+        got_w, got_h, channels, bit_depth, samples = fixative_png.decode_png(png)
+        if (got_w, got_h) == (width, height):
+            dtype = np.dtype(">u2") if bit_depth == 16 else np.dtype(np.uint8)
+            received = np.frombuffer(samples, dtype).reshape(height, width, channels)
+            returned = np.frombuffer(fixative_png.decode_png(checker(png))[4], dtype).reshape(
+                height, width, channels)
+            return received.astype(np.int64), returned.astype(np.int64), bit_depth
+    raise AssertionError(f"the fake engine got no {width}x{height} job for {name}")
+
+
+def box_of(pixels: np.ndarray, name: str) -> np.ndarray:
+    x, y, width, height = COLOUR_BOXES[name]
+    return pixels[y:y + height, x:x + width]
+
+
+def outside_box(pixels: np.ndarray, name: str) -> np.ndarray:
+    x, y, width, height = COLOUR_BOXES[name]
+    outside = np.ones(pixels.shape[:2], bool)
+    outside[y:y + height, x:x + width] = False
+    return pixels[outside]
+
+
+def srgb_encode(linear: np.ndarray) -> np.ndarray:
+    linear = np.asarray(linear, np.float64)
+    return np.where(linear <= 0.0031308, 12.92 * linear,
+                    1.055 * np.abs(linear) ** (1 / 2.4) - 0.055)
+
+
+def srgb_decode(encoded: np.ndarray) -> np.ndarray:
+    encoded = np.asarray(encoded, np.float64)
+    return np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
+
+
+def linear_u8(samples16: np.ndarray) -> np.ndarray:
+    """16-bit perceptual sRGB colour samples as 8-bit linear ones."""
+    return np.round(srgb_decode(samples16[..., :3] / 65535) * 255)
+
+
+def test_8bit_srgb_layer_travels_as_8_bits_and_comes_back_as_the_engine_sent_it(engine_verdict):
+    case = colour_case(engine_verdict, "srgb8-direct")
+    assert case["native_before"]["format"] == "R'G'B'A u8", case["native_before"]
+    received, returned, bit_depth = exchanged(engine_verdict, "srgb8-direct")
+    assert bit_depth == 8
+    np.testing.assert_array_equal(received, native(case, "before"))
+    np.testing.assert_array_equal(native(case, "result"), returned)
+
+
+def test_8bit_linear_layer_untouched_pixels_bit_identical(engine_verdict):
+    """8-bit linear travels as 16-bit sRGB; pixels outside the selection and those the engine did
+    not change come back bit-identical, changed ones carry the engine's change, alpha exact."""
+    name = "linear8"
+    case = colour_case(engine_verdict, name)
+    assert case["native_before"]["format"] == "RGBA u8", case["native_before"]
+    before, result = native(case, "before").astype(np.int64), native(case, "result").astype(np.int64)
+    assert case["native_result"]["format"] == "RGBA u8", "the copy keeps the layer's precision"
+    received, returned, bit_depth = exchanged(engine_verdict, name)
+    assert bit_depth == 16, "8-bit linear needs more than 8 perceptual bits"
+    inside = box_of(before, name)
+    # The engine got perceptual sRGB: the linear samples through the sRGB curve.
+    expected_sent = np.round(srgb_encode(inside[..., :3] / 255) * 65535)
+    assert np.abs(received[..., :3] - expected_sent).max() <= 2
+    np.testing.assert_array_equal(received[..., 3], inside[..., 3] * 257)
+
+    np.testing.assert_array_equal(outside_box(result, name), outside_box(before, name),
+                                  err_msg="pixels outside the selection changed")
+    np.testing.assert_array_equal(result[..., 3], before[..., 3], err_msg="alpha changed")
+    got = box_of(result, name)
+    on = checker_cells(*COLOUR_BOXES[name][2:])
+    np.testing.assert_array_equal(got[~on], inside[~on],
+                                  err_msg="pixels the engine left alone changed")
+    expected = np.clip(inside[..., :3] + linear_u8(returned) - linear_u8(received), 0, 255)
+    assert np.abs(got[on][:, :3] - expected[on]).max() <= 1
+    assert (got[on][:, :3] != inside[on][:, :3]).mean() > 0.3, "the engine's change was lost"
+
+
+def test_float_hdr_values_above_one_survive_with_the_change_added(engine_verdict):
+    name = "hdr-float"
+    case = colour_case(engine_verdict, name)
+    assert case["native_before"]["format"] == "RGBA float", case["native_before"]
+    before, result = native(case, "before"), native(case, "result")
+    assert before[..., :3].max() > 2.0 and before[..., :3].min() < 0, "the case needs HDR values"
+    received, returned, bit_depth = exchanged(engine_verdict, name)
+    assert bit_depth == 16
+    expected_sent = np.round(np.clip(srgb_encode(before[..., :3]), 0, 1) * 65535)
+    assert np.abs(received[..., :3] - expected_sent).max() <= 2, "the engine got sRGB, clipped"
+
+    on = checker_cells(*COLOUR_BOXES[name][2:])
+    np.testing.assert_array_equal(result[~on].view(np.uint32), before[~on].view(np.uint32),
+                                  err_msg="pixels the engine left alone changed")
+    np.testing.assert_array_equal(result[..., 3].view(np.uint32), before[..., 3].view(np.uint32))
+    change = srgb_decode(returned[..., :3] / 65535) - srgb_decode(received[..., :3] / 65535)
+    expected = before[..., :3].astype(np.float64) + change
+    assert np.abs(result[on][:, :3] - expected[on]).max() < 1e-4
+    bright = on[..., None] & (before[..., :3] > 1.5)  # the change is far smaller than 0.5
+    assert bright.sum() > 50
+    assert (result[..., :3][bright] > 1.0).all(), "values above 1.0 were clipped"
+    assert (result[..., :3][bright] != before[..., :3][bright]).mean() > 0.9, \
+        "the engine's change is missing from the HDR pixels"
+
+
+def test_wide_gamut_image_engine_gets_srgb_and_the_layer_stays_in_its_space(engine_verdict):
+    """An image converted to Adobe RGB: the engine receives GIMP's own sRGB conversion, the copy
+    keeps the Adobe RGB encoding, and every pixel the engine did not change is bit-identical,
+    although a 16-bit round trip through sRGB is not; seen in sRGB, the change is the engine's."""
+    name = "adobe16"
+    case = colour_case(engine_verdict, name)
+    own_format = case["native_before"]["format"]
+    assert own_format.startswith("R'G'B' u16-space-"), own_format
+    assert case["native_result"]["format"] == own_format, "the copy left the image's space"
+    received, returned, bit_depth = exchanged(engine_verdict, name)
+    assert bit_depth == 16
+    reference = box_of(srgb16(case, "reference"), name).astype(np.int64)
+    own = box_of(native(case, "before"), name).astype(np.int64)
+    assert np.abs(received - own).max() > 1000, "the test needs colours Adobe RGB encodes apart"
+    assert np.abs(received - reference).max() <= 2, "the engine did not get sRGB"
+
+    before, result = native(case, "before"), native(case, "result")
+    np.testing.assert_array_equal(outside_box(result, name), outside_box(before, name),
+                                  err_msg="pixels outside the selection changed")
+    on = checker_cells(*COLOUR_BOXES[name][2:])
+    np.testing.assert_array_equal(box_of(result, name)[~on], box_of(before, name)[~on],
+                                  err_msg="pixels the engine left alone changed")
+    assert (box_of(result, name)[on] != box_of(before, name)[on]).mean() > 0.9
+    # The change is added in Adobe RGB's encoding, so it is the engine's only to first order:
+    # exact in most samples, within one 8-bit step where dark saturated colours bend the curves.
+    seen = box_of(srgb16(case, "result"), name).astype(np.int64)
+    error = np.abs(seen[on] - returned[on])
+    assert np.median(error) <= 2 and error.max() <= 257, np.percentile(error, [50, 99, 100])
+
+
+def test_grey_linear_16bit_layer_in_place(engine_verdict):
+    name = "grey-linear16"
+    case = colour_case(engine_verdict, name)
+    assert case["native_before"]["format"] == "YA u16", case["native_before"]
+    assert case["after_layers"] == case["before_layers"], "in place: no layer may be added"
+    before, after = native(case, "before").astype(np.int64), native(case, "source-after")
+    received, returned, bit_depth = exchanged(engine_verdict, name)
+    assert bit_depth == 16 and received.shape[2] == 2
+    expected_sent = np.round(srgb_encode(before[..., 0] / 65535) * 65535)
+    assert np.abs(received[..., 0] - expected_sent).max() <= 2, "the engine got no sRGB grey"
+    on = checker_cells(*COLOUR_BOXES[name][2:])
+    np.testing.assert_array_equal(after[~on], before[~on])
+    np.testing.assert_array_equal(after[..., 1], before[..., 1], err_msg="alpha changed")
+
+    def linear16(samples: np.ndarray) -> np.ndarray:
+        return np.round(srgb_decode(samples[..., 0] / 65535) * 65535)
+
+    expected = np.clip(before[..., 0] + linear16(returned) - linear16(received), 0, 65535)
+    assert np.abs(after[..., 0][on] - expected[on]).max() <= 1

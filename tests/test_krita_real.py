@@ -82,7 +82,7 @@ def install_plugin(home: Path) -> Path:
     run_installer(home, "--krita")
     pykrita = home / ".local" / "share" / "krita" / "pykrita"
     for name in ("fixative_client.py", "fixative_png.py", "fixative_options.py", "fixative_plugin.py",
-                 "fixative_options_fallback.json"):
+                 "fixative_pixels.py", "fixative_options_fallback.json"):
         assert (pykrita / "fixative_krita" / name).is_file(), name
     assert "enable_fixative_krita=true" in (home / ".config" / "kritarc").read_text()
     return pykrita

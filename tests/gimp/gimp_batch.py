@@ -8,13 +8,16 @@ Nothing here judges the result: the pytest side does, with numpy, so a failing c
 import hashlib
 import json
 import os
+import shutil
+import struct
 import traceback
 
 import gi
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp, Gio  # noqa: E402
+gi.require_version("Babl", "0.1")
+from gi.repository import Babl, Gegl, Gimp, Gio  # noqa: E402
 
 PROCEDURE = "python-fu-fixative-protect"
 EXPORT_PROCEDURE = "python-fu-fixative-export"
@@ -38,6 +41,70 @@ def dump_pixels(image, drawable, path):
     with open(path, "wb") as handle:
         handle.write(data)
     return fmt
+
+
+def dump_native(drawable, path):
+    """The drawable's pixels in its own babl format (the image's colour space and precision)."""
+    babl_format = drawable.get_format()
+    name = Babl.get_name(babl_format)
+    rect = Gegl.Rectangle.new(0, 0, drawable.get_width(), drawable.get_height())
+    with open(path, "wb") as handle:
+        handle.write(bytes(drawable.get_buffer().get(rect, 1.0, name, Gegl.AbyssPolicy.NONE)))
+    return {"format": name, "type": Babl.get_name(Babl.format_get_type(babl_format, 0)),
+            "channels": Babl.format_get_n_components(babl_format)}
+
+
+def srgb16_format(drawable):
+    """16-bit perceptual sRGB, the engine's side of a colour-managed exchange."""
+    if drawable.is_gray():
+        return "Y'A u16" if drawable.has_alpha() else "Y' u16"
+    return "R'G'B'A u16" if drawable.has_alpha() else "R'G'B' u16"
+
+
+def dump_colour(drawable, out_dir, name, kind):
+    """``kind`` dumps for colour cases: own format (.native) and sRGB 16-bit (.srgb16)."""
+    described = dump_native(drawable, os.path.join(out_dir, f"{name}.{kind}.native"))
+    rect = Gegl.Rectangle.new(0, 0, drawable.get_width(), drawable.get_height())
+    with open(os.path.join(out_dir, f"{name}.{kind}.srgb16"), "wb") as handle:
+        handle.write(bytes(drawable.get_buffer().get(rect, 1.0, srgb16_format(drawable),
+                                                     Gegl.AbyssPolicy.NONE)))
+    return described
+
+
+def use_engine(name):
+    """Point the plug-in at the real engine or the test's fake one (state/engine-NAME.json, put
+    there by the test), so one GIMP session can run cases against either."""
+    state = os.path.join(os.environ.get("FIXATIVE_HOME", ""), "state")
+    chosen = os.path.join(state, f"engine-{name}.json")
+    if os.path.exists(chosen):
+        shutil.copyfile(chosen, os.path.join(state, "engine.json"))
+
+
+def set_colour(image, painting, colour):
+    """Colour-space set-up: a profile conversion, a precision, float values outside 0..1."""
+    if colour.get("profile"):
+        profile = {"adobe": Gimp.ColorProfile.new_rgb_adobe,
+                   "srgb-linear": Gimp.ColorProfile.new_rgb_srgb_linear}[colour["profile"]]()
+        image.convert_color_profile(profile, Gimp.ColorRenderingIntent.RELATIVE_COLORIMETRIC,
+                                    False)
+    if colour.get("precision"):
+        image.convert_precision(getattr(Gimp.Precision, colour["precision"]))
+    if colour.get("hdr"):  # linear float: the top half 3x as bright, a stripe of negative red
+        width, height = painting.get_width(), painting.get_height()
+        rect = Gegl.Rectangle.new(0, 0, width, height)
+        buffer = painting.get_buffer()
+        count = width * height * 4
+        values = list(struct.unpack(f"={count}f", bytes(buffer.get(rect, 1.0, "RGBA float",
+                                                                    Gegl.AbyssPolicy.NONE))))
+        for y in range(height):
+            for x in range(width):
+                at = (y * width + x) * 4
+                if y < height // 2:
+                    values[at:at + 3] = [value * 3.0 for value in values[at:at + 3]]
+                elif y >= height - 4:
+                    values[at] = -0.05
+        buffer.set(rect, "RGBA float", struct.pack(f"={count}f", *values))
+        buffer.flush()
 
 
 def describe_layers(image):
@@ -100,6 +167,8 @@ def build_image(case):
         font = Gimp.context_get_font()
         text = Gimp.TextLayer.new(image, "Fixative test text", font, 18.0, Gimp.Unit.pixel())
         image.insert_layer(text, None, image.get_item_position(painting))
+    if case.get("colour"):
+        set_colour(image, painting, case["colour"])
     if "select" in case:
         image.select_rectangle(Gimp.ChannelOps.REPLACE, *case["select"])
     if case.get("convert") == "indexed":
@@ -116,6 +185,15 @@ def run_case(case, out_dir):
     verdict["base_type"] = image.get_base_type().value_nick
     verdict["before_layers"] = describe_layers(image)
     verdict["source_format"] = dump_pixels(image, painting, os.path.join(out_dir, f"{name}.before"))
+    colour = bool(case.get("colour"))
+    if colour:
+        verdict["native_before"] = dump_colour(painting, out_dir, name, "before")
+        reference = image.duplicate()  # GIMP's own conversion to sRGB, to compare with the engine's
+        reference.convert_color_profile(Gimp.ColorProfile.new_rgb_srgb(),
+                                        Gimp.ColorRenderingIntent.RELATIVE_COLORIMETRIC, False)
+        dump_colour(next(layer for layer in reference.get_layers()
+                         if layer.get_name() == "Painting"), out_dir, name, "reference")
+        reference.delete()
     target = painting
     setup = case.get("setup", {})
     if setup.get("group"):
@@ -146,6 +224,7 @@ def run_case(case, out_dir):
         if key == "style-image":
             value = Gio.File.new_for_path(value)
         config.set_property(key, value)
+    use_engine(case.get("engine", "real"))
     result = procedure.run(config)
     status = result.index(0)
     if isinstance(status, int):  # GIMP 3.2's bindings give the PDB status as a plain int
@@ -164,6 +243,10 @@ def run_case(case, out_dir):
     if protected:
         verdict["result_format"] = dump_pixels(image, protected[0],
                                                os.path.join(out_dir, f"{name}.result"))
+    if colour:
+        verdict["native_source_after"] = dump_colour(painting, out_dir, name, "source-after")
+        if protected:
+            verdict["native_result"] = dump_colour(protected[0], out_dir, name, "result")
     image.delete()
     return verdict
 

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from email.parser import BytesParser
 from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -73,11 +74,12 @@ class FakeEngine:
     """Start with ``FakeEngine(state_dir).start()``; ``.url``, ``.token``, ``.jobs``, ``.stop()``."""
 
     def __init__(self, state_dir: str | os.PathLike | None = None, job_seconds: float = 0.3,
-                 amount: int = 3) -> None:
+                 amount: int = 3, perturb: Callable[[bytes], bytes] | None = None) -> None:
         self.state_dir = Path(state_dir) if state_dir else None
         self.token = secrets.token_hex(16)
         self.job_seconds = job_seconds
         self.amount = amount
+        self.perturb = perturb  # PNG in, PNG out; None: perturb_png by ``amount``
         self.fail_with: tuple[str, str] | None = None
         self.reject_submit: tuple[int, str, str] | None = None
         self.jobs: dict[str, Job] = {}
@@ -161,7 +163,9 @@ class FakeEngine:
                     if snapshot["state"] != "done":
                         return self._error(409, "not_done", "The job is not done yet.")
                     if parts[3] == "result":
-                        return self._send(200, perturb_png(job.image, engine.amount), "image/png")
+                        result = (engine.perturb(job.image) if engine.perturb
+                                  else perturb_png(job.image, engine.amount))
+                        return self._send(200, result, "image/png")
                     if parts[3] == "preview":
                         return self._send(200, fixative_png.encode_png(
                             6, 2, 3, 8, bytes(range(36))), "image/png")

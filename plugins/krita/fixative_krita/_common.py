@@ -26,7 +26,8 @@ else:
 
 import fixative_client  # noqa: E402
 import fixative_options  # noqa: E402
+import fixative_pixels  # noqa: E402
 import fixative_plugin  # noqa: E402
 import fixative_png  # noqa: E402
 
-__all__ = ["fixative_client", "fixative_options", "fixative_plugin", "fixative_png"]
+__all__ = ["fixative_client", "fixative_options", "fixative_pixels", "fixative_plugin", "fixative_png"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import colour, pixels
-from ._common import fixative_client, fixative_plugin
+from ._common import fixative_client, fixative_pixels, fixative_plugin
 from .qt import QByteArray, QTimer, process_events
 
 FixativeClientError = fixative_client.FixativeClientError
@@ -213,8 +213,8 @@ def result_in_source_space(snapshot: LayerSnapshot, raw: bytes) -> bytes:
                                                    (snapshot.model, snapshot.depth, snapshot.profile),
                                                    snapshot.source_space)
     model, depth = snapshot.source_space[:2]
-    return pixels.add_difference(snapshot.source_raw, back_sent, back_result, depth,
-                                 _pixel_bytes(model, depth) // pixels.sample_bytes(depth))
+    return fixative_pixels.add_difference(snapshot.source_raw, back_sent, back_result, depth,
+                                          _pixel_bytes(model, depth) // pixels.sample_bytes(depth))
 
 
 def _image_rect(document: Any):

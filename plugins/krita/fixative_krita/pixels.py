@@ -3,7 +3,8 @@
 Krita stores integer RGBA as B,G,R,A in native (little-endian) order and float RGBA as R,G,B,A;
 PNG wants R,G,B,A with big-endian 16-bit samples. Float layers travel as 16-bit PNG and come
 back as a *difference* added to the original floats, so HDR values above 1.0 and the precision
-of the original survive; alpha always comes from the original bytes, bit for bit.
+of the original survive; alpha always comes from the original bytes, bit for bit. Layers Krita
+converts to sRGB first (colour.py) come back through plugins/common/fixative_pixels.py instead.
 """
 
 from __future__ import annotations
@@ -37,32 +38,6 @@ def bytes_per_pixel(depth: str) -> int:
 
 def sample_bytes(depth: str) -> int:
     return _SAMPLE_BYTES[depth]
-
-
-def add_difference(original: bytes, before: bytes, after: bytes, depth: str, channels: int) -> bytes:
-    """``original`` + (``after`` - ``before``), sample by sample in Krita's native layout (any colour
-    model; alpha, the last channel, bit for bit from ``original``); integers are clamped.
-
-    Used where Krita converted the engine's sRGB pixels back to the layer's own colour space:
-    the conversion is deterministic, so a pixel the engine left alone stays bit-identical."""
-    check_depth(depth)
-    code = {"U8": "B", "U16": "H", "F16": "e", "F32": "f"}[depth]
-    size = _SAMPLE_BYTES[depth]
-    top = (1 << (8 * size)) - 1
-    out = bytearray(len(original))
-    count = len(original) // size
-    for first in range(0, count, CHUNK_SAMPLES):
-        n = min(CHUNK_SAMPLES, count - first)
-        old, was, now = (struct.unpack_from(f"<{n}{code}", data, first * size)
-                         for data in (original, before, after))
-        changed = map(add, old, map(sub, now, was))
-        if depth in ("U8", "U16"):
-            changed = (0 if value < 0 else top if value > top else value for value in changed)
-        struct.pack_into(f"<{n}{code}", out, first * size, *changed)
-    stride = channels * size
-    for offset in range(size):
-        out[(channels - 1) * size + offset::stride] = original[(channels - 1) * size + offset::stride]
-    return bytes(out)
 
 
 def check_depth(depth: str) -> None:

@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """GIMP 3 plug-in: Filters > Protect for Web... protects the active layer with the Fixative engine.
 
-The layer's pixels go to the local engine as a lossless PNG (8-bit, or 16-bit for deeper
+The layer's pixels go to the local engine as a lossless sRGB PNG (8-bit, or 16-bit for deeper
 precisions) through the shared stdlib client; the protected pixels come back as a new layer
-directly above, in one undo group. Written against the GIMP 3.0 API and nothing newer, so the
-same file runs on GIMP 3.0 and 3.2. GIMP's Cancel kills this process; the engine notices the
-missing polls (its job lease) and frees the job by itself.
+directly above, in one undo group. Images in another colour space or precision (linear, float
+HDR, a wide-gamut profile) are converted to sRGB by babl, and the engine's change is added to
+the layer's own samples (fixative_pixels.py), so untouched pixels stay bit-identical. Written
+against the GIMP 3.0 API and nothing newer, so the same file runs on GIMP 3.0 and 3.2. GIMP's
+Cancel kills this process; the engine notices the missing polls (its job lease) and frees the
+job by itself.
 """
 
 import array
@@ -18,12 +21,15 @@ import gi
 
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
-from gi.repository import Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
+gi.require_version("Babl", "0.1")
+from gi.repository import Babl, Gegl, Gimp, Gio, GLib, GObject  # noqa: E402
 
 PROCEDURE_NAME = "python-fu-fixative-protect"
 EXPORT_PROCEDURE_NAME = "python-fu-fixative-export"
 PLUGIN_DIR = os.path.dirname(os.path.abspath(__file__))
-EIGHT_BIT_PRECISIONS = ("U8_LINEAR", "U8_NON_LINEAR", "U8_PERCEPTUAL")
+# babl's sample types as fixative_pixels names them.
+SAMPLE_DEPTHS = {"u8": "U8", "u16": "U16", "u32": "U32", "half": "F16", "float": "F32",
+                 "double": "F64"}
 INT_RANGE = (-2**31, 2**31 - 1)
 MIN_SIDE = 16  # the engine's smallest accepted side, in pixels
 
@@ -41,11 +47,13 @@ _add_common_to_path()
 try:
     import fixative_client
     import fixative_options
+    import fixative_pixels
     import fixative_plugin
 except ImportError as _exc:  # pragma: no cover - a broken installation
     sys.stderr.write(f"The Fixative plug-in is incomplete ({_exc}): fixative_client.py, "
-                     "fixative_options.py, fixative_plugin.py and fixative_png.py must sit beside "
-                     "fixative_protect.py. Run the Fixative installer again.\n")
+                     "fixative_options.py, fixative_pixels.py, fixative_plugin.py and "
+                     "fixative_png.py must sit beside fixative_protect.py. Run the Fixative "
+                     "installer again.\n")
     raise
 
 PluginError = fixative_plugin.PluginError
@@ -117,21 +125,85 @@ def add_option_argument(procedure, field, mnemonics):
         procedure.add_string_argument(name, label, help_text, text, flags)
 
 
-def pixel_layout(image, drawable):
-    """Babl format, PNG channels and bit depth used to exchange this drawable's pixels.
+class PixelLayout:
+    """How one drawable's pixels travel to the engine and back.
 
-    8-bit precisions travel as 8-bit, every deeper precision as 16-bit, always in perceptual
-    (sRGB-curve) encoding, which is what the engine's budget is defined in.
-    """
-    precision = image.get_precision()
-    eight_bit = any(precision == getattr(Gimp.Precision, name) for name in EIGHT_BIT_PRECISIONS)
-    sample = "u8" if eight_bit else "u16"
+    ``exchange``: the babl format of the engine's PNG samples: sRGB (a format name without a
+    space is babl's sRGB), perceptual, u8 or u16, so babl converts from the image's own colour
+    space and precision on reading and back on writing. ``native``: the drawable's own babl
+    format (the image's space, precision and linearity), in which the result is written.
+    ``direct``: the two are the same, so the engine's samples are written as they are."""
+
+    def __init__(self, exchange, channels, bit_depth, native, depth, alpha):
+        self.exchange, self.channels, self.bit_depth = exchange, channels, bit_depth
+        self.native, self.depth, self.alpha = native, depth, alpha
+
+    @property
+    def direct(self):
+        return self.exchange == self.native
+
+
+def pixel_layout(drawable):
+    """The PixelLayout for this drawable.
+
+    8-bit travels as 8-bit only when the layer is 8-bit perceptual sRGB, where it is exact;
+    everything else (linear or float precisions, other colour profiles) as 16-bit, always in
+    perceptual sRGB, which is what the engine's budget is defined in."""
+    babl_format = drawable.get_format()
+    native = Babl.get_name(babl_format)
+    sample = Babl.get_name(Babl.format_get_type(babl_format, 0))
+    if sample not in SAMPLE_DEPTHS:
+        raise PluginError(f"Fixative cannot read layers stored as {native}. Convert the image "
+                          "with Image > Precision first.")
     alpha = drawable.has_alpha()
     if drawable.is_gray():
         components, channels = ("Y'A", 2) if alpha else ("Y'", 1)
     else:
         components, channels = ("R'G'B'A", 4) if alpha else ("R'G'B'", 3)
-    return f"{components} {sample}", channels, 8 if eight_bit else 16
+    bit_depth = 8 if native == f"{components} u8" else 16
+    return PixelLayout(f"{components} u{bit_depth}", channels, bit_depth, native,
+                       SAMPLE_DEPTHS[sample], alpha)
+
+
+def read_pixels(drawable, region, layout):
+    """(the region as ``layout.exchange`` samples, in GEGL's byte order; the region in the
+    layer's own format, or None when the layout is direct)."""
+    buffer = drawable.get_buffer()
+    rect = Gegl.Rectangle.new(*region)
+    sent = bytes(buffer.get(rect, 1.0, layout.exchange, Gegl.AbyssPolicy.NONE))
+    own = None if layout.direct else bytes(buffer.get(rect, 1.0, layout.native,
+                                                      Gegl.AbyssPolicy.NONE))
+    return sent, own
+
+
+def png_samples(layout, samples):
+    """GEGL's samples as PNG's and back: 16-bit samples swap byte order on little-endian."""
+    return _swap16_if_little(samples) if layout.bit_depth == 16 else samples
+
+
+def pixels_to_write(layout, width, height, sent, result, own):
+    """The engine's ``result`` (PNG samples) in the layer's own format, ``layout.native``.
+
+    ``sent``, ``own``: what read_pixels gave. Direct layouts take the result as it is. Otherwise
+    babl converts what was sent and what came back into the layer's format (in a scratch buffer)
+    and the difference is added to the layer's own samples: unchanged pixels stay bit-identical,
+    alpha is the original's, and float values the 16-bit exchange clipped (above 1.0, below 0)
+    keep their value plus the change."""
+    data = png_samples(layout, result)
+    if layout.direct:
+        return data
+    rect = Gegl.Rectangle.new(0, 0, width, height)
+    scratch = Gegl.Buffer.new(layout.native, 0, 0, width, height)
+    converted = []
+    for samples in (sent, data):
+        scratch.set(rect, layout.exchange, samples)
+        converted.append(bytes(scratch.get(rect, 1.0, layout.native, Gegl.AbyssPolicy.NONE)))
+    try:
+        return fixative_pixels.add_difference(own, converted[0], converted[1], layout.depth,
+                                              layout.channels, layout.alpha)
+    except fixative_pixels.PixelError as exc:
+        raise PluginError(f"Could not put the protected pixels back ({exc}); the image was not "
+                          "changed.") from None
 
 
 def _swap16_if_little(data):
@@ -294,7 +366,9 @@ def write_result(image, drawable, data, fmt, region, new_layer, keep_original_vi
             buffer = target.get_buffer()
             buffer.set(rect, fmt, data)
             buffer.flush()
-        else:
+        else:  # with a selection GIMP merges the shadow through the selection mask, in its
+            # compositing precision (16-bit images in a gamma profile such as Adobe RGB: a few
+            # 1/65535 steps inside the selection), as for its own filters
             target = drawable
             shadow = drawable.get_shadow_buffer()
             shadow.set(rect, fmt, data)
@@ -336,7 +410,7 @@ def _protect_drawable(image, drawable, options, style_image, new_layer, keep_ori
     """Read, protect, write back: the part of protect_layer after choosing what to protect."""
     region = selected_region(drawable, image if visible_layer is not None else None)
     _x, _y, width, height = region
-    fmt, channels, bit_depth = pixel_layout(image, drawable)
+    layout = pixel_layout(drawable)
     progress = Progress()
 
     client = fixative_client.FixativeClient()
@@ -344,18 +418,18 @@ def _protect_drawable(image, drawable, options, style_image, new_layer, keep_ori
     fixative_plugin.check_layer_size(info, width, height)
 
     progress.say("reading the layer")
-    raw = bytes(drawable.get_buffer().get(Gegl.Rectangle.new(*region), 1.0, fmt,
-                                          Gegl.AbyssPolicy.NONE))
-    samples = _swap16_if_little(raw) if bit_depth == 16 else raw
-    png = fixative_plugin.encode_layer(width, height, channels, bit_depth, samples)
+    sent, own = read_pixels(drawable, region, layout)
+    png = fixative_plugin.encode_layer(width, height, layout.channels, layout.bit_depth,
+                                       png_samples(layout, sent))
 
     outcome = protect_pixels(client, png, options, progress, style_image)
 
     progress.say("writing the protected layer")
-    out_samples = fixative_plugin.decode_result(outcome.result, width, height, channels, bit_depth)
-    data = _swap16_if_little(out_samples) if bit_depth == 16 else out_samples
-    layer = write_result(image, drawable, data, fmt, region, new_layer, keep_original_visible,
-                         visible_layer)
+    result = fixative_plugin.decode_result(outcome.result, width, height, layout.channels,
+                                           layout.bit_depth)
+    data = pixels_to_write(layout, width, height, sent, result, own)
+    layer = write_result(image, drawable, data, layout.native, region, new_layer,
+                         keep_original_visible, visible_layer)
     Gimp.progress_update(1.0)
     Gimp.displays_flush()
     return layer, outcome.report
@@ -447,24 +521,25 @@ def export_protected(image, config, schema):
         layer = copy.flatten() if fmt == "JPEG" else copy.merge_visible_layers(
             Gimp.MergeType.CLIP_TO_IMAGE)
         width, height = layer.get_width(), layer.get_height()
-        layout, channels, bit_depth = pixel_layout(copy, layer)
+        layout = pixel_layout(layer)
         progress = Progress()
         client = fixative_client.FixativeClient()
         info = client.connect(start=True, on_status=progress.engine_status)
         fixative_plugin.check_layer_size(info, width, height)
-        rect = Gegl.Rectangle.new(0, 0, width, height)
-        raw = bytes(layer.get_buffer().get(rect, 1.0, layout, Gegl.AbyssPolicy.NONE))
-        png = fixative_plugin.encode_layer(width, height, channels, bit_depth,
-                                           _swap16_if_little(raw) if bit_depth == 16 else raw)
+        region = (0, 0, width, height)
+        sent, own = read_pixels(layer, region, layout)
+        png = fixative_plugin.encode_layer(width, height, layout.channels, layout.bit_depth,
+                                           png_samples(layout, sent))
         outcome = protect_pixels(client, png, options, progress, style_image)
         progress.say("writing " + os.path.basename(path))
         if fmt == "PNG":
-            data = outcome.result  # the engine's file: pixels plus the opt-out XMP
-        else:
-            samples = fixative_plugin.decode_result(outcome.result, width, height, channels,
-                                                    bit_depth)
+            data = outcome.result  # the engine's file: sRGB pixels plus the opt-out XMP
+        else:  # GIMP's exporter writes the copy, in the image's own colour space
+            result = fixative_plugin.decode_result(outcome.result, width, height,
+                                                   layout.channels, layout.bit_depth)
             buffer = layer.get_buffer()
-            buffer.set(rect, layout, _swap16_if_little(samples) if bit_depth == 16 else samples)
+            buffer.set(Gegl.Rectangle.new(*region), layout.native,
+                       pixels_to_write(layout, width, height, sent, result, own))
             buffer.flush()
             data = _export_with_gimp(copy, path, fmt, fixative_plugin.png_xmp(outcome.result))
         if credentials:
