@@ -119,10 +119,12 @@ COLOUR_DUMPS = tuple(f"{kind}.{form}" for kind in ("before", "reference", "sourc
 
 
 def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[dict],
-             display: bool = False, fake_discovery: Path | None = None) -> dict:
+             display: bool = False, fake_discovery: Path | None = None,
+             fonts: bool = False) -> dict:
     """Run the cases in one GIMP session; returns the verdict with raw pixel files loaded.
 
     ``display``: under Xvfb, so interactive runs can build the plug-in's dialog.
+    ``fonts``: load fonts (slower start), for the cases that make text layers.
     ``fake_discovery``: a fake engine's engine.json; cases with ``"engine": "fake"`` use it."""
     work = setup.work_dir(scratch)
     work.mkdir(parents=True)
@@ -148,9 +150,9 @@ def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[d
         install_plugin(setup.home(work), setup.version)
 
         code = f"exec(open({setup.inside(work / 'gimp_batch.py')!r}).read())"
-        # -f: no fonts (fast start), so the tests cannot make text layers.
+        # -f: no fonts (fast start) unless a case makes a text layer.
         gimp_args = ((["xvfb-run", "-a"] if display else [])
-                     + [setup.console, "-i", "-d", "-f", "--no-splash",
+                     + [setup.console, "-i", "-d", *([] if fonts else ["-f"]), "--no-splash",
                         "--batch-interpreter=python-fu-eval", "-b", code, "--quit"])
         env_args = [f"HOME={setup.inside(setup.home(work))}",
                     f"FIXATIVE_HOME={setup.inside(home_inside)}",
@@ -175,7 +177,8 @@ def run_gimp(setup: GimpSetup, scratch: Path, fixative_home: Path, cases: list[d
         assert verdict["gimp_version"].startswith(setup.version + "."), verdict["gimp_version"]
         for case in verdict["cases"]:
             case["pixels"] = {}
-            for kind in ("before", "source-after", "result", "text", "visible", *COLOUR_DUMPS):
+            for kind in ("before", "source-after", "result", "text", "text-after", "visible",
+                         *COLOUR_DUMPS):
                 path = work / f"{case['name']}.{kind}"
                 if path.exists():
                     case["pixels"][kind] = path.read_bytes()
@@ -348,6 +351,9 @@ def _engine_verdict(gimp_setup, scratch: Path, home: Path, fake) -> dict:
             {"name": "export-webp-unsigned", "pixels": painting(size=48, box=(0.2, 0.6)),
              "canvas": [48, 48], "offsets": [0, 0], "export": "plain.webp",
              "args": {**FAST, "credentials": False}},
+            {"name": "export-unsignable", "pixels": painting(size=(46, 38), box=(0.4, 0.4)),
+             "canvas": [46, 38], "offsets": [0, 0], "export": "unsigned.png", "args": dict(FAST),
+             "engine": "fake"},  # the fake engine refuses to sign
             # Colour spaces and precisions, against the fake engine (each region's size is its
             # own, so its job can be found). Layer boxes are in COLOUR_BOXES.
             {"name": "srgb8-direct", "pixels": with_alpha(painting(size=(36, 34), box=(0.8, 0.3))),
@@ -585,6 +591,30 @@ def test_export_protected_jpeg_and_webp(engine_verdict):
     check_export(case_named(engine_verdict, "export-webp-unsigned"), "WEBP", credentials=False)
 
 
+def test_export_keeps_the_file_when_signing_fails(engine_verdict):
+    """As in GIMP 2.10 and Krita, an engine that cannot sign does not cost the artist the
+    protection: the file is written with the engine's pixels, no credentials, and one message
+    says why."""
+    import io
+
+    from PIL import Image
+
+    from fixative import provenance
+
+    case = case_named(engine_verdict, "export-unsignable")
+    assert case["status"] == "success", case
+    assert case["after_layers"] == case["before_layers"], "export must not change the image"
+    data = case["pixels"]["export"]
+    _received, returned, _bits = exchanged(engine_verdict, "export-unsignable")
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.format == "PNG"
+        assert np.array_equal(np.asarray(image.convert("RGB")), returned[..., :3])
+    assert not provenance.read_credentials(data).present
+    log = engine_verdict["log"]
+    assert "unsigned.png was saved without signed credentials" in log, log
+    assert "this engine has no identity" in log, log
+
+
 def test_layer_group_is_protected_as_one_merged_copy(engine_verdict):
     case = case_named(engine_verdict, "group")
     assert case["status"] == "success", case
@@ -618,11 +648,84 @@ def test_visible_picture_becomes_one_protected_layer_on_top(engine_verdict):
     check_pixels(before, protected, fmt, "default")
 
 
+@pytest.fixture(scope="module")
+def text_verdict(gimp_setup, tmp_path_factory):
+    """A GIMP session with fonts loaded (slower start), so a real text layer can be made; the
+    fake engine's known change (checker) shows exactly what was written where."""
+    from tests.krita.fake_engine import FakeEngine
+
+    if ONLY_CASES and "text" not in ONLY_CASES:
+        pytest.skip("case text left out (FIXATIVE_GIMP_CASES)")
+    scratch = tmp_path_factory.mktemp("gimp3-text")
+    home = scratch / "fixative-home"
+    fake = FakeEngine(home / "state", job_seconds=0.05, perturb=checker).start()
+    try:
+        cases = [{"name": "text", "pixels": painting(size=(96, 64)), "canvas": [400, 120],
+                  "offsets": [8, 8], "args": FAST, "setup": {"text": True, "text_style": True}},
+                 {"name": "text-in-place", "pixels": painting(size=(96, 64)),
+                  "canvas": [400, 120], "offsets": [8, 8],
+                  "args": {**FAST, "new-layer": False}, "setup": {"text": True}}]
+        verdict = run_gimp(gimp_setup, scratch, home, cases, fonts=True)
+    finally:
+        fake.stop()
+    verdict["fake_jobs"] = [job.image for job in fake.jobs.values()]
+    return verdict
+
+
+def test_text_layer_copy_is_a_plain_layer_and_the_text_stays_editable(text_verdict):
+    """A text layer: the protected copy is a plain layer (so GIMP never re-renders the text over
+    the protection), in the text's place; the text layer stays below, hidden, still editable
+    text, its pixels untouched."""
+    case = case_named(text_verdict, "text")
+    assert case["status"] == "success", (case, text_verdict["log"])
+    [text_before] = [layer for layer in case["before_layers"] if layer["text"]]
+    name = text_before["name"]
+    names = [layer["name"] for layer in case["after_layers"]]
+    assert names == ["Top", f"{name} (protected)", f"{name} (original)", "Painting",
+                     "Background"], names
+    original, result = layer_named(case, f"{name} (original)"), layer_named(case, f"{name} (protected)")
+    assert original["text"] is True and original["visible"] is False
+    assert result["text"] is False and result["visible"] is True
+    assert text_before["mode"] == "screen" and text_before["mask"] is not None
+    for key in COPIED:
+        assert result[key] == text_before[key], (key, result, text_before)
+    assert case["pixels"]["text-after"] == case["pixels"]["text"], "the text layer's pixels changed"
+    assert case["pixels"]["source-after"] == case["pixels"]["before"]
+    width, height = text_before["width"], text_before["height"]
+    sent = next(png for png in text_verdict["fake_jobs"]  # both text cases send the same
+                if fixative_png.decode_png(png)[:2] == (width, height))
+    returned = fixative_png.decode_png(checker(sent))
+    fmt = case["result_format"]
+    assert fmt == case["text_format"] and returned[2] == 4 and returned[3] == 8, (fmt, returned[:4])
+    written = as_array(case["pixels"]["result"], fmt, width, height)
+    expected = np.frombuffer(returned[4], np.uint8).reshape(height, width, 4)
+    visible = expected[..., 3] > 0  # GIMP may keep any colour under fully transparent pixels
+    assert np.array_equal(written[visible], expected[visible])
+    assert np.array_equal(written[..., 3], expected[..., 3])
+    assert visible.sum() > 200, "the text drew almost nothing: are fonts loaded?"
+
+
+def test_text_layer_protected_in_place_is_no_longer_live_text(text_verdict):
+    """In place, the text layer becomes a plain layer with the protected pixels (same name,
+    place and properties): live text would be re-rendered over the protection on the next edit
+    (GIMP 3.2 keeps a text layer live after a plug-in writes its pixels; 3.0 does not)."""
+    case = case_named(text_verdict, "text-in-place")
+    assert case["status"] == "success", (case, text_verdict["log"])
+    [text_before] = [layer for layer in case["before_layers"] if layer["text"]]
+    after = layer_named(case, text_before["name"])
+    assert after["text"] is False and after["visible"] is True, after
+    assert [layer["name"] for layer in case["after_layers"]] == [
+        layer["name"] for layer in case["before_layers"]]
+    for key in COPIED:
+        assert after[key] == text_before[key], (key, after, text_before)
+    assert case["pixels"]["result"] != case["pixels"]["text"]
+
+
 # -- colour spaces and precisions (fake engine: checker) --------------------------------------
 
 COLOUR_BOXES = {"srgb8-direct": (0, 0, 36, 34), "linear8": (10, 6, 36, 26),
                 "hdr-float": (0, 0, 44, 36), "adobe16": (10, 8, 30, 28),
-                "grey-linear16": (0, 0, 42, 40)}
+                "grey-linear16": (0, 0, 42, 40), "export-unsignable": (0, 0, 46, 38)}
 BABL_DTYPES = {"u8": np.uint8, "u16": np.uint16, "u32": np.uint32, "half": np.float16,
                "float": np.float32, "double": np.float64}
 

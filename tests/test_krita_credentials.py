@@ -90,7 +90,7 @@ def test_an_engine_that_cannot_sign_still_saves_with_the_xmp(tmp_path, monkeypat
     monkeypatch.setenv("FIXATIVE_HOME", str(tmp_path / "home"))
     krita.Krita._instance = None
     app = krita.Krita.instance()
-    fake = FakeEngine(tmp_path / "home" / "state", job_seconds=0.1).start()  # knows no /v1/credentials
+    fake = FakeEngine(tmp_path / "home" / "state", job_seconds=0.1).start()  # refuses to sign
     try:
         document, _ = make_document(app, layer_box=(0, 0, 40, 30))
         path = str(tmp_path / "out.jpg")

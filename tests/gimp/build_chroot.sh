@@ -24,7 +24,7 @@ else
     CHROOT="${1:-$DEFAULT_CHROOT}"
 fi
 MARKER="$CHROOT/.fixative-gimp-ready"
-PACKAGES="gimp python3-gi gir1.2-gimp-3.0 gir1.2-gegl-0.4 ca-certificates krita python3-pyqt5 xauth xvfb"
+PACKAGES="gimp python3-gi gir1.2-gimp-3.0 gir1.2-gegl-0.4 ca-certificates fonts-dejavu-core krita python3-pyqt5 xauth xvfb"
 
 # On Debian 13 itself GIMP 3.0 comes straight from apt: no chroot needed (the tests then run
 # gimp-console-3.0 from the host).

@@ -118,7 +118,7 @@ def describe_layers(image):
                  "opacity": round(layer.get_opacity(), 3), "mode": layer.get_mode().value_nick,
                  "visible": layer.get_visible(), "lock_position": layer.get_lock_position(),
                  "lock_alpha": layer.get_lock_alpha(), "lock_content": layer.get_lock_content(),
-                 "mask": None}
+                 "text": layer.is_text_layer(), "mask": None}
         mask = layer.get_mask()
         if mask is not None:
             rect = Gegl.Rectangle.new(0, 0, mask.get_width(), mask.get_height())
@@ -165,8 +165,13 @@ def build_image(case):
         image.reorder_item(painting, group, 0)
     if setup.get("text"):  # a text layer "Text" above the painting, which is protected
         font = Gimp.context_get_font()
-        text = Gimp.TextLayer.new(image, "Fixative test text", font, 18.0, Gimp.Unit.pixel())
+        text = Gimp.TextLayer.new(image, "Fixative test text", font, 32.0, Gimp.Unit.pixel())
         image.insert_layer(text, None, image.get_item_position(painting))
+        if setup.get("text_style"):  # what the copy must carry over
+            text.set_opacity(70.0)
+            text.set_mode(Gimp.LayerMode.SCREEN)
+            text.add_mask(text.create_mask(Gimp.AddMaskType.ALPHA))
+            text.set_lock_position(True)
     if case.get("colour"):
         set_colour(image, painting, case["colour"])
     if "select" in case:
@@ -207,6 +212,7 @@ def run_case(case, out_dir):
                                                 os.path.join(out_dir, f"{name}.visible"))
         visible.delete()
 
+    target_name = target.get_name()
     procedure = Gimp.get_pdb().lookup_procedure(EXPORT_PROCEDURE if case.get("export")
                                                 else PROCEDURE)
     if procedure is None:
@@ -239,6 +245,10 @@ def run_case(case, out_dir):
     dump_pixels(image, painting, os.path.join(out_dir, f"{name}.source-after"))
     protected = [layer for layer in image.get_layers() if layer.get_id() != painting.get_id()
                  and layer.get_name().endswith("(protected)")]
+    if setup.get("text") and target.is_valid():  # the text layer itself must be left as it was
+        dump_pixels(image, target, os.path.join(out_dir, f"{name}.text-after"))
+    elif setup.get("text"):  # in place: replaced by a plain layer of the same name
+        protected = [layer for layer in image.get_layers() if layer.get_name() == target_name]
     verdict["protected_is_text"] = bool(protected) and protected[0].is_text_layer()
     if protected:
         verdict["result_format"] = dump_pixels(image, protected[0],

@@ -178,6 +178,9 @@ class FakeEngine:
                 engine.requests.append(("POST", self.path))
                 if not self._authorised():
                     return None
+                if self.path == "/v1/credentials":  # no identity here: signing is refused
+                    return self._error(422, "credentials_error",
+                                       "Signing failed: this engine has no identity.")
                 if self.path != "/v1/jobs":
                     return self._error(404, "not_found", "No such endpoint.")
                 if engine.reject_submit:

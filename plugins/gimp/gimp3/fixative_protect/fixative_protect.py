@@ -319,15 +319,59 @@ def selected_region(drawable, canvas_image=None):
 
 def place_copy(image, drawable, keep_original_visible):
     """A copy of the layer (mask, opacity, mode, locks, visibility and offsets included) in the
-    original's place; the original is hidden below it as "NAME (original)" unless kept visible."""
+    original's place; the original is hidden below it as "NAME (original)" unless kept visible.
+
+    A text layer's copy is a plain layer (see plain_layer_copy)."""
     name = drawable.get_name()
-    copy = drawable.copy()
-    image.insert_layer(copy, drawable.get_parent(), image.get_item_position(drawable))
+    if drawable.is_text_layer():
+        copy = plain_layer_copy(image, drawable)
+    else:
+        copy = drawable.copy()
+        image.insert_layer(copy, drawable.get_parent(), image.get_item_position(drawable))
     copy.set_name(f"{name} (protected)")
     if not keep_original_visible:
         drawable.set_name(f"{name} (original)")
         drawable.set_visible(False)
     return copy
+
+
+def plain_layer_copy(image, layer):
+    """A plain layer with the layer's pixels, mask and properties, inserted in its place.
+
+    For text layers: GIMP's own copy of one stays a text layer, and GIMP re-renders a text layer
+    from its text (dropping the protected pixels) as soon as its text or font is touched."""
+    width, height = layer.get_width(), layer.get_height()
+    copy = Gimp.Layer.new(image, layer.get_name(), width, height, layer.type(),
+                          layer.get_opacity(), layer.get_mode())
+    image.insert_layer(copy, layer.get_parent(), image.get_item_position(layer))
+    _ok, x, y = layer.get_offsets()
+    copy.set_offsets(x, y)
+    rect = Gegl.Rectangle.new(0, 0, width, height)
+    _copy_buffer(layer, copy, rect)
+    if layer.get_mask() is not None:
+        copy.add_mask(copy.create_mask(Gimp.AddMaskType.WHITE))
+        _copy_buffer(layer.get_mask(), copy.get_mask(), rect)
+        copy.set_apply_mask(layer.get_apply_mask())
+        copy.set_show_mask(layer.get_show_mask())
+        copy.set_edit_mask(layer.get_edit_mask())
+    copy.set_blend_space(layer.get_blend_space())
+    copy.set_composite_space(layer.get_composite_space())
+    copy.set_composite_mode(layer.get_composite_mode())
+    copy.set_color_tag(layer.get_color_tag())
+    copy.set_visible(layer.get_visible())
+    copy.set_lock_alpha(layer.get_lock_alpha())
+    copy.set_lock_content(layer.get_lock_content())
+    copy.set_lock_position(layer.get_lock_position())  # last: it forbids moving the copy
+    copy.set_lock_visibility(layer.get_lock_visibility())
+    return copy
+
+
+def _copy_buffer(source, target, rect):
+    """Pixels from one drawable to another of the same format, in GEGL's own terms (exact)."""
+    buffer = target.get_buffer()
+    source.get_buffer().copy(rect, Gegl.AbyssPolicy.NONE, buffer, rect)
+    buffer.flush()
+    target.update(rect.x, rect.y, rect.width, rect.height)
 
 
 def place_merged_copy(image, group, keep_original_visible):
@@ -370,10 +414,16 @@ def write_result(image, drawable, data, fmt, region, new_layer, keep_original_vi
             # compositing precision (16-bit images in a gamma profile such as Adobe RGB: a few
             # 1/65535 steps inside the selection), as for its own filters
             target = drawable
-            shadow = drawable.get_shadow_buffer()
+            if drawable.is_text_layer():  # GIMP 3.2 would keep it live text, re-rendered on edit
+                name = drawable.get_name()
+                target = plain_layer_copy(image, drawable)
+                image.remove_layer(drawable)
+                target.set_name(name)  # GIMP called it "NAME #1" while both existed
+                image.set_selected_layers([target])
+            shadow = target.get_shadow_buffer()
             shadow.set(rect, fmt, data)
             shadow.flush()
-            drawable.merge_shadow(True)
+            target.merge_shadow(True)
         target.update(*region)
     finally:
         image.undo_group_end()
@@ -504,7 +554,10 @@ def run(procedure, run_mode, image, drawables, config, _data):
 
 def export_protected(image, config, schema):
     """Protect the flattened picture and write it as PNG/JPEG/WebP with the opt-out metadata and,
-    when asked, signed 'not for AI training' credentials. The image itself is not changed."""
+    when asked, signed 'not for AI training' credentials. The image itself is not changed.
+
+    Returns (path, engine report, notes); a note tells the artist that the file was written
+    without credentials because the engine could not sign (the protection is not thrown away)."""
     chosen = config.get_property("file")
     if chosen is None or chosen.get_path() is None:
         raise PluginError("Choose the file to export to (.png, .jpg or .webp).")
@@ -542,15 +595,23 @@ def export_protected(image, config, schema):
                        pixels_to_write(layout, width, height, sent, result, own))
             buffer.flush()
             data = _export_with_gimp(copy, path, fmt, fixative_plugin.png_xmp(outcome.result))
+        notes = []
         if credentials:
             progress.say("adding 'not for AI training' credentials")
-            data = client.add_credentials(data)
-        with open(path, "wb") as handle:
-            handle.write(data)
+            try:
+                data = client.add_credentials(data)
+            except fixative_client.FixativeClientError as exc:  # keep the protection, say so
+                notes.append(f"{os.path.basename(path)} was saved without signed credentials (its "
+                             f"XMP opt-out is in the file): {fixative_plugin.message_of(exc)}")
+        try:
+            with open(path, "wb") as handle:
+                handle.write(data)
+        except OSError as exc:
+            raise PluginError(f"Could not write {path} ({exc.strerror or exc}).") from exc
     finally:
         copy.delete()
     Gimp.progress_update(1.0)
-    return path, outcome.report
+    return path, outcome.report, notes
 
 
 def _export_with_gimp(copy, path, fmt, xmp):
@@ -577,7 +638,9 @@ def run_export(procedure, run_mode, image, _drawables, config, _data):
     if run_mode == Gimp.RunMode.INTERACTIVE and not ask_in_dialog(procedure, config, "Export Protected (Fixative)"):
         return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
     try:
-        path, report = export_protected(image, config, SCHEMA["current"])
+        path, report, notes = export_protected(image, config, SCHEMA["current"])
+        for note in notes:
+            Gimp.message("Fixative: " + note)
         if run_mode == Gimp.RunMode.INTERACTIVE:
             Gimp.message("Fixative: " + fixative_plugin.done_text(os.path.basename(path), report)
                          .replace("Added", "Exported", 1))
