@@ -250,3 +250,45 @@ def test_ceiling_rounding_ends_under_the_floor_even_at_one_level_changes():
     assert mimicry.psnr(original, protected) >= 46.0
     assert np.array_equal(np.round(protected * 255), np.round(protected * 255).astype(np.uint8))
     assert not np.array_equal(protected, original.astype(np.float32))  # shrunk, not thrown away
+
+
+def test_ceiling_at_1024_is_added_to_a_finished_run(tmp_path, monkeypatch):
+    """``python -m benchmarks.mimic --ceiling-side 1024`` measures the ceiling through that resize,
+    stores it beside the run's numbers and the report sets it against the 1024 goals."""
+    if not (MODELS / "taef2_encoder.pth").exists() or not ART.is_dir():
+        pytest.skip("../shared (models/taesd and art) must sit beside the checkout")
+    from benchmarks import mimic as bench_mimic
+    from benchmarks.config import CONFIGS
+
+    name = CONFIGS["small"].paintings[0]
+    measured = {"file_psnr": 35.6, "file_ssim": 0.97, "summary": "line", "held_out": ["taesana"],
+                "gain": {"resize1024": 2.0, "resize1024+jpeg75": 1.0},
+                "shift": {"resize1024+jpeg75|taef2": 1.2}, "seconds": 1.0, "steps": 3, "dtype": "float32"}
+    path = tmp_path / "full.json"
+    path.write_text(json.dumps({"mimic": {
+        "side": 48, "model": "taef2", "held_out": ["taesana"], "ceiling_steps": 2, "ladder": {},
+        "paintings": {name: {"default": measured, "ceiling": measured}}}}))
+    calls = []
+
+    def attack(original: np.ndarray, steps: int, long_side: int = 512, **_ignored) -> np.ndarray:
+        calls.append((original.shape, steps, long_side))
+        stripes = np.where(np.arange(original.shape[1]) % 2, 3, -3)[None, :, None] / 255
+        return np.clip(original + stripes, 0, 1).astype(np.float32)
+
+    monkeypatch.setattr(bench_mimic, "ceiling_attack", attack)
+    assert bench_mimic.main(["--json", str(path), "--steps", "3"]) == 0
+    assert calls == [((48, 48, 3), 3, 1024)]
+    saved = json.loads(path.read_text())["mimic"]
+    entry = saved["paintings"][name]["ceiling_1024"]
+    # a 48² square is never upscaled, so its rows are the unresized ones; the numbers are real
+    assert entry["steps"] == 3 and entry["gain"] and entry["file_psnr"] < 45
+    assert all(math.isfinite(value) for value in entry["gain"].values())
+    markdown = bench_mimic.section(saved)
+    assert "### Ceiling through the resize to 1024" in markdown and f"| {name} | 3 |" in markdown
+
+    saved["paintings"][name]["ceiling_1024"]["gain"]["resize1024"] = 4.25
+    [goal] = [g for g in bench_mimic.goals(saved) if g["goal"].startswith("gain after resize1024 ")]
+    assert goal["measured"] == "+2.00 dB (ceiling at 1024: +4.25)" and not goal["passed"]
+    del saved["paintings"][name]["ceiling_1024"]
+    [goal] = [g for g in bench_mimic.goals(saved) if g["goal"].startswith("gain after resize1024 ")]
+    assert goal["measured"] == "+2.00 dB"  # no 1024 ceiling measured: nothing claimed
