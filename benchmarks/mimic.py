@@ -135,16 +135,22 @@ def run_mimic(config: BenchConfig, log: Log, done: dict | None = None,
             if index == 0:
                 ladder.setdefault(intensity, measured)
             log(f"mimic {name} {intensity}: {seconds:.1f}s; {measured['summary']}")
-        started = time.perf_counter()
-        ceiling = ceiling_attack(original, config.ceiling_steps, log=log)
-        entry["ceiling"] = {**_row_dict(mimicry.measure(original, ceiling, models, held_out)),
-                            "seconds": round(time.perf_counter() - started, 2), "steps": config.ceiling_steps}
+        entry["ceiling"] = measured_ceiling(original, config.ceiling_steps, 512, models, held_out, log)
         log(f"mimic {name} ceiling: {entry['ceiling']['seconds']:.1f}s; {entry['ceiling']['summary']}")
         paintings[name] = entry
         if save is not None:
             save({"paintings": paintings, "ladder": ladder})
     return {"side": config.mimic_side, "paintings": paintings, "ladder": ladder, "model": MODEL,
             "held_out": sorted(held_out), "ceiling_steps": config.ceiling_steps}
+
+
+def measured_ceiling(original: np.ndarray, steps: int, long_side: int, models: list, held_out: set,
+                     log: Log) -> dict:
+    """The ceiling attack through the resize to ``long_side``, measured, with its time and steps."""
+    started = time.perf_counter()
+    ceiling = ceiling_attack(original, steps, long_side=long_side, log=log)
+    return {**_row_dict(mimicry.measure(original, ceiling, models, held_out)),
+            "seconds": round(time.perf_counter() - started, 2), "steps": steps}
 
 
 def add_ceiling_at(results_path: Path, long_side: int, steps: int, names: list[str], log: Log) -> None:
@@ -156,10 +162,7 @@ def add_ceiling_at(results_path: Path, long_side: int, steps: int, names: list[s
     models, held_out = mimicry.available_models([MODEL])
     for name in names:
         original = load_painting(name, mimic["side"]).astype(np.float32) / 255
-        started = time.perf_counter()
-        ceiling = ceiling_attack(original, steps, long_side=long_side, log=log)
-        entry = {**_row_dict(mimicry.measure(original, ceiling, models, held_out)),
-                 "seconds": round(time.perf_counter() - started, 2), "steps": steps}
+        entry = measured_ceiling(original, steps, long_side, models, held_out, log)
         mimic["paintings"][name][f"ceiling_{long_side}"] = entry
         log(f"mimic {name} ceiling at {long_side}: {entry['seconds']:.1f}s; {entry['summary']}")
         results_path.write_text(json.dumps(results, indent=1))

@@ -394,6 +394,29 @@ def find_python27() -> str | None:
     return None
 
 
+def run_plugin_process(python: str, engine, tmp_path: Path, pixels: np.ndarray, arguments: list,
+                       *export_name: str) -> tuple[Path, dict]:
+    """The plug-in in its own ``python`` process on an RGBA PNG of ``pixels``, as GIMP runs it
+    (fake/run_plugin.py; with a file name: Export Protected); returns (out folder, verdict)."""
+    sys.path.insert(0, str(COMMON))
+    try:
+        import fixative_png
+    finally:
+        sys.path.remove(str(COMMON))
+    height, width = pixels.shape[:2]
+    source = tmp_path / "input.png"
+    source.write_bytes(fixative_png.encode_png(width, height, 4, 8, pixels.tobytes()))
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "FIXATIVE_HOME": str(engine.home), "TMPDIR": str(tmp_path)}
+    env.pop("PYTHONPATH", None)
+    done = subprocess.run([python, str(FAKE / "run_plugin.py"), str(PLUGIN), str(source), str(out),
+                           json.dumps(arguments), *export_name],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return out, json.loads((out / "verdict.json").read_text())
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("interpreter", ["python2.7", "python3"])
 def test_plugin_process_end_to_end(interpreter, engine, tmp_path):
@@ -401,23 +424,8 @@ def test_plugin_process_end_to_end(interpreter, engine, tmp_path):
     python = find_python27() if interpreter == "python2.7" else sys.executable
     if python is None:
         pytest.skip("no Python 2.7 interpreter (set FIXATIVE_PYTHON27)")
-    sys.path.insert(0, str(COMMON))
-    try:
-        import fixative_png
-    finally:
-        sys.path.remove(str(COMMON))
     pixels = with_alpha(painting(size=(40, 32), box=(0.5, 0.5)))
-    source = tmp_path / "input.png"
-    source.write_bytes(fixative_png.encode_png(40, 32, 4, 8, pixels.tobytes()))
-    out = tmp_path / "out"
-    out.mkdir()
-    env = {**os.environ, "FIXATIVE_HOME": str(engine.home), "TMPDIR": str(tmp_path)}
-    env.pop("PYTHONPATH", None)
-    done = subprocess.run([python, str(FAKE / "run_plugin.py"), str(PLUGIN), str(source), str(out),
-                           json.dumps(FAST_ARGS)], capture_output=True, text=True, timeout=300,
-                          env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    verdict = json.loads((out / "verdict.json").read_text())
+    out, verdict = run_plugin_process(python, engine, tmp_path, pixels, FAST_ARGS)
     assert verdict["python"][0] == (2 if interpreter == "python2.7" else 3)
     assert verdict["error"] is None and verdict["messages"] == [], verdict
     assert [layer["name"] for layer in verdict["layers"]] == [
@@ -720,23 +728,9 @@ def test_export_in_its_own_python27_process(engine, tmp_path):
     python = find_python27()
     if python is None:
         pytest.skip("no Python 2.7 interpreter (set FIXATIVE_PYTHON27)")
-    sys.path.insert(0, str(COMMON))
-    try:
-        import fixative_png
-    finally:
-        sys.path.remove(str(COMMON))
     pixels = with_alpha(painting(size=(40, 32), box=(0.6, 0.5)))
-    source = tmp_path / "input.png"
-    source.write_bytes(fixative_png.encode_png(40, 32, 4, 8, pixels.tobytes()))
-    out = tmp_path / "out"
-    out.mkdir()
-    env = {**os.environ, "FIXATIVE_HOME": str(engine.home), "TMPDIR": str(tmp_path)}
-    env.pop("PYTHONPATH", None)
-    done = subprocess.run([python, str(FAKE / "run_plugin.py"), str(PLUGIN), str(source), str(out),
-                           json.dumps(FAST_OPTIONS + [True]), "posted.png"],
-                          capture_output=True, text=True, timeout=300, env=env)
-    assert done.returncode == 0, done.stdout + done.stderr
-    verdict = json.loads((out / "verdict.json").read_text())
+    out, verdict = run_plugin_process(python, engine, tmp_path, pixels, FAST_OPTIONS + [True],
+                                      "posted.png")
     assert verdict["python"][0] == 2 and verdict["error"] is None, verdict
     assert verdict["messages"] == [] and verdict["new_images_left"] == 0, verdict
     assert [layer["name"] for layer in verdict["layers"]] == ["Top", "Painting", "Background"]

@@ -412,12 +412,17 @@ def _copy_item(layer, image, add_alpha=False):
             layer.fake_data, layer.width, layer.height, layer.fake_channels,
             image.fake_bit_depth(), copy.fake_channels, image.fake_bit_depth()))
         copy.set_offsets(*layer.offsets)
-    copy.visible, copy.fake_locks = layer.visible, dict(layer.fake_locks)
-    if layer.mask is not None:
-        copy.mask = LayerMask(copy)
-        copy.mask.fake_data = layer.mask.fake_data
-        copy.fake_apply_mask = layer.fake_apply_mask
+    _copy_state(layer, copy)
     return copy
+
+
+def _copy_state(source, target):
+    """Visibility, locks and the layer mask, as GIMP's copy and group merge carry them."""
+    target.visible, target.fake_locks = source.visible, dict(source.fake_locks)
+    if source.mask is not None:
+        target.mask = LayerMask(target)
+        target.mask.fake_data = source.mask.fake_data
+        target.fake_apply_mask = source.fake_apply_mask
 
 
 class _PDB(object):
@@ -689,11 +694,7 @@ class _PDB(object):
                        LAYER_MODE_NORMAL if mode == LAYER_MODE_PASS_THROUGH else mode)
         merged.fake_set_data(layer_group.fake_data)
         merged.set_offsets(*layer_group.offsets)
-        merged.visible, merged.fake_locks = layer_group.visible, dict(layer_group.fake_locks)
-        if layer_group.mask is not None:
-            merged.mask = LayerMask(merged)
-            merged.mask.fake_data = layer_group.mask.fake_data
-            merged.fake_apply_mask = layer_group.fake_apply_mask
+        _copy_state(layer_group, merged)
         siblings[siblings.index(layer_group)] = merged
         merged.parent, merged.fake_attached = layer_group.parent, True
         layer_group.fake_attached = False
