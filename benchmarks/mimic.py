@@ -168,6 +168,35 @@ def add_ceiling_at(results_path: Path, long_side: int, steps: int, names: list[s
         results_path.write_text(json.dumps(results, indent=1))
 
 
+def add_quality(results_path: Path, quality: str, names: list[str], log: Log) -> None:
+    """Fixative at the default intensity but another search ``quality`` (``max``: more steps, more and
+    larger views), measured like the default and added to a finished run's JSON as ``quality_<name>``:
+    what more search time buys, beside the default and the ceiling."""
+    from benchmarks.strength import run_fixative
+
+    results = json.loads(results_path.read_text())
+    mimic = results["mimic"]
+    models, held_out = mimicry.available_models([MODEL])
+    for name in names:
+        image = load_painting(name, mimic["side"])
+        options = {"models": [MODEL], "intensity": "default", "quality": quality, "device": "cpu", "seed": 0}
+        result, protected, seconds = run_fixative(image, options)
+        measured = _row_dict(mimicry.measure(image.astype(np.float32) / 255, protected, models, held_out))
+        measured.update(seconds=round(seconds, 2), steps=result.stats.steps, dtype=result.stats.dtype)
+        mimic["paintings"][name][f"quality_{quality}"] = measured
+        log(f"mimic {name} quality {quality}: {seconds:.1f}s; {measured['summary']}")
+        results_path.write_text(json.dumps(results, indent=1))
+
+
+def quality_line(default: dict, other: dict) -> str:
+    """The measured line a quality choice's help carries: its time against the default's and what
+    the model sees (one painting's numbers, the benchmark's first)."""
+    gain = other["gain"]
+    return (f"{other['seconds'] / default['seconds']:.1f}× the default's time; model: "
+            f"{gain['resize512+jpeg75']:+.1f} dB after resize to 512 + JPEG 75, "
+            f"{gain['resize1024']:+.1f} dB at 1024")
+
+
 def ladder_line(measured: dict) -> str:
     """The short measured line the intensity choices carry in every dialog (tests/test_ladder_numbers.py
     checks options.py against benchmarks/results/full.json)."""
@@ -270,6 +299,24 @@ def section(mimic: dict) -> str:
             lines.append(f"| {name} | {ceiling['steps']} | {cells[0]} | {cells[1]} | "
                          f"{ceiling['shift'].get(key, math.nan):.2f}x / {default['shift'].get(key, math.nan):.2f}x | "
                          f"{ceiling['file_psnr']:.2f} |")
+    for quality in sorted({k.removeprefix("quality_") for e in mimic["paintings"].values() for k in e
+                           if k.startswith("quality_")}):
+        shown = ("resize512", "resize512+jpeg75", "resize1024", "resize1024+jpeg75")
+        lines += ["", f"### Quality {quality}: what more search buys", "",
+                  f"The default intensity at `--quality {quality}`, measured the same way by `python -m "
+                  f"benchmarks.mimic --quality {quality}`; each cell is {quality} / default.", "",
+                  "| painting | time (s) | steps | " + " | ".join(f"gain {p}" for p in shown)
+                  + f" | shift {mimic['model']} (512 + JPEG) | file PSNR |", "|---|---|---|" + "---|" * (len(shown) + 2)]
+        for name, entry in mimic["paintings"].items():
+            other, default = entry.get(f"quality_{quality}"), entry["default"]
+            if other is None:
+                continue
+            key = f"resize512+jpeg75|{mimic['model']}"
+            cells = [f"{_gain(other['gain'].get(p))} / {_gain(default['gain'].get(p))}" for p in shown]
+            lines.append(f"| {name} | {other['seconds']:.0f} / {default['seconds']:.0f} | {other['steps']} / "
+                         f"{default['steps']} | " + " | ".join(cells) + f" | {other['shift'].get(key, math.nan):.2f}x / "
+                         f"{default['shift'].get(key, math.nan):.2f}x | {other['file_psnr']:.2f} / "
+                         f"{default['file_psnr']:.2f} |")
     lines += ["", "### Intensity ladder (first painting)", "", "| intensity | what a person sees / what the model sees |",
               "|---|---|"]
     for intensity in ("low", "default", "high"):
@@ -283,10 +330,15 @@ def _models(measured: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.mimic --ceiling-side 1024 [--steps N] [--painting NAME ...]``."""
-    parser = argparse.ArgumentParser(description=add_ceiling_at.__doc__)
-    parser.add_argument("--ceiling-side", type=int, default=1024, help="resize long side the ceiling is optimised through")
-    parser.add_argument("--steps", type=int, default=100)
+    """``python -m benchmarks.mimic [--ceiling-side 1024 [--steps N]] [--quality max] [--painting NAME ...]``."""
+    parser = argparse.ArgumentParser(description="Add measurements to a finished run's AI's-eye section: "
+                                     "the ceiling through another resize, or Fixative at another quality.")
+    parser.add_argument("--ceiling-side", type=int, default=None,
+                        help="resize long side a further ceiling is optimised through (default 1024 "
+                             "when --quality is not given)")
+    parser.add_argument("--steps", type=int, default=100, help="steps of that ceiling")
+    parser.add_argument("--quality", choices=("fast", "max"), default=None,
+                        help="measure the default intensity at this search quality too")
     parser.add_argument("--painting", action="append", help="painting file name (default: every painting in the run)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/full.json"))
     args = parser.parse_args(argv)
@@ -295,7 +347,13 @@ def main(argv: list[str] | None = None) -> int:
     def log(message: str) -> None:
         print(f"[mimic {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
-    add_ceiling_at(args.json, args.ceiling_side, args.steps, names, log)
+    import os
+
+    os.environ.setdefault("FIXATIVE_MIMIC_REPORT", "off")  # as in benchmarks.run: times are the optimisation's
+    if args.quality:
+        add_quality(args.json, args.quality, names, log)
+    if args.ceiling_side or not args.quality:
+        add_ceiling_at(args.json, args.ceiling_side or 1024, args.steps, names, log)
     return 0
 
 

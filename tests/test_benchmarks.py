@@ -292,3 +292,48 @@ def test_ceiling_at_1024_is_added_to_a_finished_run(tmp_path, monkeypatch):
     del saved["paintings"][name]["ceiling_1024"]
     [goal] = [g for g in bench_mimic.goals(saved) if g["goal"].startswith("gain after resize1024 ")]
     assert goal["measured"] == "+2.00 dB"  # no 1024 ceiling measured: nothing claimed
+
+
+def test_quality_max_is_added_beside_the_default(tmp_path, monkeypatch):
+    """``python -m benchmarks.mimic --quality max`` protects each painting at that quality, measures it
+    like the default and the report sets the two side by side; no ceiling is run unless asked."""
+    if not (MODELS / "taef2_encoder.pth").exists() or not ART.is_dir():
+        pytest.skip("../shared (models/taesd and art) must sit beside the checkout")
+    from benchmarks import mimic as bench_mimic
+    from benchmarks import strength
+    from benchmarks.config import CONFIGS
+
+    name = CONFIGS["small"].paintings[0]
+    measured = {"file_psnr": 35.6, "file_ssim": 0.97, "summary": "line", "held_out": ["taesana"],
+                "gain": {"resize512": 9.0, "resize512+jpeg75": 4.0},
+                "shift": {"resize512+jpeg75|taef2": 1.2}, "seconds": 2.0, "steps": 3, "dtype": "float32"}
+    path = tmp_path / "full.json"
+    path.write_text(json.dumps({"mimic": {
+        "side": 48, "model": "taef2", "held_out": ["taesana"], "ceiling_steps": 2, "ladder": {},
+        "paintings": {name: {"default": measured, "ceiling": measured}}}}))
+    seen_options = []
+
+    class Stats:
+        steps, dtype = 7, "float32"
+
+    class Result:
+        stats = Stats()
+
+    def fake_protect(image: np.ndarray, options: dict):
+        seen_options.append(options)
+        stripes = np.where(np.arange(image.shape[1]) % 2, 3, -3)[None, :, None]
+        return Result(), (np.clip(image.astype(int) + stripes, 0, 255) / 255).astype(np.float32), 5.0
+
+    monkeypatch.setattr(strength, "run_fixative", fake_protect)
+    monkeypatch.setattr(bench_mimic, "ceiling_attack", lambda *a, **k: pytest.fail("no ceiling was asked for"))
+    assert bench_mimic.main(["--json", str(path), "--quality", "max"]) == 0
+    assert [o["quality"] for o in seen_options] == ["max"] and seen_options[0]["intensity"] == "default"
+    saved = json.loads(path.read_text())["mimic"]
+    entry = saved["paintings"][name]["quality_max"]
+    assert entry["steps"] == 7 and entry["seconds"] == 5.0 and entry["file_psnr"] < 45
+    assert all(math.isfinite(value) for value in entry["gain"].values()) and entry["gain"]
+    markdown = bench_mimic.section(saved)
+    assert "### Quality max: what more search buys" in markdown and f"| {name} | 5 / 2 | 7 / 3 |" in markdown
+    entry["gain"].update({"resize512+jpeg75": 4.56, "resize1024": 5.04})
+    line = bench_mimic.quality_line(measured, entry)
+    assert line == "2.5× the default's time; model: +4.6 dB after resize to 512 + JPEG 75, +5.0 dB at 1024"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from benchmarks.mimic import ladder_line
+from benchmarks.mimic import ladder_line, quality_line
 from fixative.options import options_schema
 from tests.conftest import REPO
 
@@ -29,3 +29,28 @@ def test_readme_ladder_matches_the_benchmark():
     for intensity, measured in _ladder().items():
         assert f"`{intensity}`" in readme
         assert ladder_line(measured) in readme, intensity
+
+
+def _first_painting() -> dict:
+    results = json.loads((REPO / "benchmarks" / "results" / "full.json").read_text())
+    return next(iter(results["mimic"]["paintings"].values()))
+
+
+def test_max_quality_carries_its_measured_cost_and_gain():
+    """`max` earns its place only with its price on it: the time against the default's and what the
+    model sees, from the benchmark's first painting, in the dialogs' help and in the README."""
+    painting = _first_painting()
+    line = quality_line(painting["default"], painting["quality_max"])
+    field = next(f for f in options_schema()["fields"] if f["name"] == "quality")
+    max_help = next(c["help"] for c in field["choices"] if c["value"] == "max")
+    assert line in max_help
+    assert line in (REPO / "README.md").read_text()
+
+
+def test_default_quality_time_matches_the_benchmark():
+    results = json.loads((REPO / "benchmarks" / "results" / "full.json").read_text())
+    seconds = next(t["value"] for t in results["targets"] if t["name"].startswith("default protect"))
+    field = next(f for f in options_schema()["fields"] if f["name"] == "quality")
+    default_help = next(c["help"] for c in field["choices"] if c["value"] == "default")
+    assert f"about {round(seconds, -1):.0f} s for a 512² crop" in default_help
+    assert f"about {round(seconds, -1):.0f} s for a 512² crop" in (REPO / "README.md").read_text()

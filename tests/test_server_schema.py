@@ -41,7 +41,7 @@ def test_schemathesis_finds_no_server_errors(tmp_path):
         schema_path.write_text(json.dumps(with_hostile_examples(schema.json())))
         command = [sys.executable, "-m", "schemathesis.cli", "run", str(schema_path), "--url", engine.url,
                    "-H", f"Authorization: Bearer {engine.token}", "--checks", "not_a_server_error",
-                   "--max-examples", "25", "--max-time", "60", "--seed", "1", "--workers", "1",
+                   "--max-examples", "15", "--max-time", "40", "--seed", "1", "--workers", "1",
                    "--no-color", "--generation-database", "none", "--request-timeout", "20",
                    "--report-dir", str(tmp_path / "report"), "--report", "vcr"]
         run = subprocess.run(command, capture_output=True, text=True, timeout=200, cwd=tmp_path)
