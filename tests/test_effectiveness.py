@@ -35,7 +35,7 @@ def test_real_taef2_protects_a_painting_crop(fixative_home):
 
 
 def test_large_image_keeps_protection_at_training_resolutions(fixative_home):
-    """A 1536x1024 image (larger than both buckets), measured the way a mimic sees it (the protect
+    """A 1280x854 image (larger than both buckets), measured the way a mimic sees it (the protect
     report's AI's-eye metric, fixative.mimicry): after resizing to 512 and 1024 long side, each
     also followed by a real JPEG 75, against Gaussian noise of the same PSNR."""
     from PIL import Image
@@ -43,17 +43,17 @@ def test_large_image_keeps_protection_at_training_resolutions(fixative_home):
     from tests.conftest import ART
 
     with Image.open(ART / "shipwreck_turner_1805.jpg") as im:
-        original = np.asarray(im.convert("RGB").resize((1536, 1024), Image.Resampling.LANCZOS)).copy()
+        original = np.asarray(im.convert("RGB").resize((1280, 854), Image.Resampling.LANCZOS)).copy()
     result = fixative.protect(original, {"quality": "fast"})
     rows = {(r["preprocess"], r["model"]): r for r in result.stats.mimicry["rows"]}
     print(result.stats.summary)
     assert result.stats.psnr >= 35.0
     gain = {p: rows[(p, "taef2")]["gain_db"] for p in ("resize512", "resize512+jpeg75", "resize1024",
                                                       "resize1024+jpeg75")}
-    assert gain["resize512"] >= 7.5           # measured 12.7 dB (default objective 'mimic', fast quality)
-    assert gain["resize512+jpeg75"] >= 2.5    # measured 4.6
-    assert gain["resize1024"] >= 5.5          # measured 9.3
-    assert gain["resize1024+jpeg75"] >= 2.5   # measured 4.2
+    assert gain["resize512"] >= 7.5           # measured 11.8 dB (default objective 'mimic', fast quality)
+    assert gain["resize512+jpeg75"] >= 2.5    # measured 4.1
+    assert gain["resize1024"] >= 5.5          # measured 7.9
+    assert gain["resize1024+jpeg75"] >= 2.5   # measured 3.5
     assert rows[("resize512+jpeg75", "taesana")]["held_out"]
     assert rows[("resize512+jpeg75", "taesana")]["shift_ratio"] >= 1.4   # measured 2.3x, never optimised for
 
