@@ -58,3 +58,18 @@ def running_engine(fixative_home):
         yield engine
     finally:
         engine.stop()
+
+
+@pytest.fixture(autouse=True)
+def _no_leaked_report_switch():
+    """The benchmarks' main() turns protect()'s AI's-eye report off for its whole process; a test that
+    calls it must not leave it off for the tests after it (they check that report)."""
+    before = os.environ.get("FIXATIVE_MIMIC_REPORT")
+    yield
+    after = os.environ.get("FIXATIVE_MIMIC_REPORT")
+    if after != before:
+        if before is None:
+            os.environ.pop("FIXATIVE_MIMIC_REPORT", None)
+        else:
+            os.environ["FIXATIVE_MIMIC_REPORT"] = before
+        pytest.fail(f"FIXATIVE_MIMIC_REPORT leaked from this test: {before!r} -> {after!r}")

@@ -276,6 +276,7 @@ def test_ceiling_at_1024_is_added_to_a_finished_run(tmp_path, monkeypatch):
         return np.clip(original + stripes, 0, 1).astype(np.float32)
 
     monkeypatch.setattr(bench_mimic, "ceiling_attack", attack)
+    monkeypatch.setenv("FIXATIVE_MIMIC_REPORT", "off")  # main() sets it for the process; keep it in this test
     assert bench_mimic.main(["--json", str(path), "--steps", "3"]) == 0
     assert calls == [((48, 48, 3), 3, 1024)]
     saved = json.loads(path.read_text())["mimic"]
@@ -326,6 +327,7 @@ def test_quality_max_is_added_beside_the_default(tmp_path, monkeypatch):
 
     monkeypatch.setattr(strength, "run_fixative", fake_protect)
     monkeypatch.setattr(bench_mimic, "ceiling_attack", lambda *a, **k: pytest.fail("no ceiling was asked for"))
+    monkeypatch.setenv("FIXATIVE_MIMIC_REPORT", "off")  # main() sets it for the process; keep it in this test
     assert bench_mimic.main(["--json", str(path), "--quality", "max"]) == 0
     assert [o["quality"] for o in seen_options] == ["max"] and seen_options[0]["intensity"] == "default"
     saved = json.loads(path.read_text())["mimic"]
