@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -252,22 +253,30 @@ def test_ceiling_rounding_ends_under_the_floor_even_at_one_level_changes():
     assert not np.array_equal(protected, original.astype(np.float32))  # shrunk, not thrown away
 
 
-def test_ceiling_at_1024_is_added_to_a_finished_run(tmp_path, monkeypatch):
-    """``python -m benchmarks.mimic --ceiling-side 1024`` measures the ceiling through that resize,
-    stores it beside the run's numbers and the report sets it against the 1024 goals."""
+def _finished_run(tmp_path, gain: dict, shift: dict, seconds: float) -> tuple[str, dict, Path]:
+    """A finished full run's JSON with one small painting whose default and ceiling are ``measured``:
+    what ``python -m benchmarks.mimic`` adds its extra measurements to."""
     if not (MODELS / "taef2_encoder.pth").exists() or not ART.is_dir():
         pytest.skip("../shared (models/taesd and art) must sit beside the checkout")
-    from benchmarks import mimic as bench_mimic
     from benchmarks.config import CONFIGS
 
     name = CONFIGS["small"].paintings[0]
     measured = {"file_psnr": 35.6, "file_ssim": 0.97, "summary": "line", "held_out": ["taesana"],
-                "gain": {"resize1024": 2.0, "resize1024+jpeg75": 1.0},
-                "shift": {"resize1024+jpeg75|taef2": 1.2}, "seconds": 1.0, "steps": 3, "dtype": "float32"}
+                "gain": gain, "shift": shift, "seconds": seconds, "steps": 3, "dtype": "float32"}
     path = tmp_path / "full.json"
     path.write_text(json.dumps({"mimic": {
         "side": 48, "model": "taef2", "held_out": ["taesana"], "ceiling_steps": 2, "ladder": {},
         "paintings": {name: {"default": measured, "ceiling": measured}}}}))
+    return name, measured, path
+
+
+def test_ceiling_at_1024_is_added_to_a_finished_run(tmp_path, monkeypatch):
+    """``python -m benchmarks.mimic --ceiling-side 1024`` measures the ceiling through that resize,
+    stores it beside the run's numbers and the report sets it against the 1024 goals."""
+    from benchmarks import mimic as bench_mimic
+
+    name, _, path = _finished_run(tmp_path, {"resize1024": 2.0, "resize1024+jpeg75": 1.0},
+                                  {"resize1024+jpeg75|taef2": 1.2}, seconds=1.0)
     calls = []
 
     def attack(original: np.ndarray, steps: int, long_side: int = 512, **_ignored) -> np.ndarray:
@@ -298,20 +307,11 @@ def test_ceiling_at_1024_is_added_to_a_finished_run(tmp_path, monkeypatch):
 def test_quality_max_is_added_beside_the_default(tmp_path, monkeypatch):
     """``python -m benchmarks.mimic --quality max`` protects each painting at that quality, measures it
     like the default and the report sets the two side by side; no ceiling is run unless asked."""
-    if not (MODELS / "taef2_encoder.pth").exists() or not ART.is_dir():
-        pytest.skip("../shared (models/taesd and art) must sit beside the checkout")
     from benchmarks import mimic as bench_mimic
     from benchmarks import strength
-    from benchmarks.config import CONFIGS
 
-    name = CONFIGS["small"].paintings[0]
-    measured = {"file_psnr": 35.6, "file_ssim": 0.97, "summary": "line", "held_out": ["taesana"],
-                "gain": {"resize512": 9.0, "resize512+jpeg75": 4.0},
-                "shift": {"resize512+jpeg75|taef2": 1.2}, "seconds": 2.0, "steps": 3, "dtype": "float32"}
-    path = tmp_path / "full.json"
-    path.write_text(json.dumps({"mimic": {
-        "side": 48, "model": "taef2", "held_out": ["taesana"], "ceiling_steps": 2, "ladder": {},
-        "paintings": {name: {"default": measured, "ceiling": measured}}}}))
+    name, measured, path = _finished_run(tmp_path, {"resize512": 9.0, "resize512+jpeg75": 4.0},
+                                         {"resize512+jpeg75|taef2": 1.2}, seconds=2.0)
     seen_options = []
 
     class Stats:
