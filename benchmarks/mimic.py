@@ -106,8 +106,12 @@ def _rounded_within_floor(original: np.ndarray, change: np.ndarray, min_psnr: fl
 
 
 def run_mimic(config: BenchConfig, log: Log, done: dict | None = None,
-              save: Callable[[dict], None] | None = None) -> dict:
-    """Per painting: default Fixative and the ceiling, measured; the ladder on the first painting."""
+              save: Callable[[dict], None] | None = None, kept_ceilings: dict[str, dict] | None = None) -> dict:
+    """Per painting: default Fixative and the ceiling, measured; the ladder on the first painting.
+
+    ``kept_ceilings`` (painting → its ``ceiling*`` entries from an earlier run, ``ceilings_of``) are
+    reused instead of measured: the ceiling attack does not run Fixative, so a change to protect()
+    leaves it as it was, and it is most of this section's time."""
     from benchmarks.strength import run_fixative
 
     models, held_out = mimicry.available_models([MODEL])
@@ -135,13 +139,28 @@ def run_mimic(config: BenchConfig, log: Log, done: dict | None = None,
             if index == 0:
                 ladder.setdefault(intensity, measured)
             log(f"mimic {name} {intensity}: {seconds:.1f}s; {measured['summary']}")
-        entry["ceiling"] = measured_ceiling(original, config.ceiling_steps, 512, models, held_out, log)
-        log(f"mimic {name} ceiling: {entry['ceiling']['seconds']:.1f}s; {entry['ceiling']['summary']}")
+        kept = (kept_ceilings or {}).get(name, {})
+        if kept.get("ceiling", {}).get("steps") == config.ceiling_steps:
+            entry.update(kept)
+            log(f"mimic {name} ceiling: kept from the earlier run ({', '.join(sorted(kept))})")
+        else:
+            entry["ceiling"] = measured_ceiling(original, config.ceiling_steps, 512, models, held_out, log)
+            log(f"mimic {name} ceiling: {entry['ceiling']['seconds']:.1f}s; {entry['ceiling']['summary']}")
         paintings[name] = entry
         if save is not None:
             save({"paintings": paintings, "ladder": ladder})
     return {"side": config.mimic_side, "paintings": paintings, "ladder": ladder, "model": MODEL,
             "held_out": sorted(held_out), "ceiling_steps": config.ceiling_steps}
+
+
+def ceilings_of(results: dict, side: int) -> dict[str, dict]:
+    """Each painting's ceiling entries (``ceiling``, ``ceiling_1024``, ...) from a finished run's JSON,
+    when its squares had this ``side``; for ``run_mimic(kept_ceilings=...)``."""
+    mimic = results.get("mimic") or {}
+    if mimic.get("side") != side:
+        return {}
+    return {name: {key: value for key, value in entry.items() if key.startswith("ceiling")}
+            for name, entry in mimic.get("paintings", {}).items()}
 
 
 def measured_ceiling(original: np.ndarray, steps: int, long_side: int, models: list, held_out: set,

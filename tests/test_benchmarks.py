@@ -339,3 +339,46 @@ def test_quality_max_is_added_beside_the_default(tmp_path, monkeypatch):
     entry["gain"].update({"resize512+jpeg75": 4.56, "resize1024": 5.04})
     line = bench_mimic.quality_line(measured, entry)
     assert line == "2.5× the default's time; model: +4.6 dB after resize to 512 + JPEG 75, +5.0 dB at 1024"
+
+
+def test_a_rerun_can_keep_the_ceilings_of_the_finished_run(tmp_path, monkeypatch):
+    """``benchmarks.run --keep-ceilings``: Fixative is measured again, the ceilings (which never run
+    protect()) are carried over from the finished run, also the ones at 1024; a ceiling of another
+    step count is measured again."""
+    from dataclasses import replace
+
+    from benchmarks import mimic as bench_mimic
+    from benchmarks import strength
+    from benchmarks.config import CONFIGS
+
+    name, measured, path = _finished_run(tmp_path, {"resize512": 9.0}, {"resize512|taef2": 1.2}, seconds=2.0)
+    finished = json.loads(path.read_text())
+    finished["mimic"]["paintings"][name]["ceiling_1024"] = {**measured, "steps": 60}
+    finished["mimic"]["paintings"][name]["quality_max"] = measured
+    config = replace(CONFIGS["small"], mimic_side=48, intensities=("default",))
+    kept = bench_mimic.ceilings_of(finished, config.mimic_side)
+    assert set(kept[name]) == {"ceiling", "ceiling_1024"}  # quality_max runs protect(): never kept
+    assert bench_mimic.ceilings_of(finished, 96) == {}  # squares of another size: nothing to keep
+
+    class Result:
+        class stats:  # noqa: N801
+            steps, dtype = 7, "float32"
+
+    def fake_protect(image: np.ndarray, options: dict):
+        stripes = np.where(np.arange(image.shape[1]) % 2, 3, -3)[None, :, None]
+        return Result(), (np.clip(image.astype(int) + stripes, 0, 255) / 255).astype(np.float32), 5.0
+
+    monkeypatch.setattr(strength, "run_fixative", fake_protect)
+    monkeypatch.setattr(bench_mimic, "measured_ceiling", lambda *a, **k: pytest.fail("the ceiling was kept"))
+    messages: list[str] = []
+    config = replace(config, ceiling_steps=measured["steps"])
+    mimic = bench_mimic.run_mimic(config, messages.append, kept_ceilings=kept)
+    entry = mimic["paintings"][name]
+    assert entry["ceiling"] == measured and entry["ceiling_1024"]["steps"] == 60
+    assert entry["default"]["seconds"] == 5.0 and entry["default"]["steps"] == 7  # measured anew
+    assert any("kept from the earlier run" in m for m in messages)
+
+    ceilings = []
+    monkeypatch.setattr(bench_mimic, "measured_ceiling", lambda *a, **k: ceilings.append(a[1]) or measured)
+    bench_mimic.run_mimic(replace(config, ceiling_steps=5), messages.append, kept_ceilings=kept)
+    assert ceilings == [5]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import fixative
+from fixative.budget import BUDGETS
 from fixative.evaluate import PURIFICATIONS, evaluate
 from tests.conftest import painting
 
@@ -24,6 +25,7 @@ def test_real_taef2_protects_a_painting_crop(fixative_home):
     original = painting("starry_night_van_gogh_1889.jpg", size=160)
     result = fixative.protect(original, {"quality": "fast", "models": ["taef2"]})
     assert result.stats.psnr >= 35.0
+    assert result.stats.ssim >= BUDGETS["default"].min_ssim  # the floor holds on the rounded file
     chosen = {k: PURIFICATIONS[k] for k in ("clean", "jpeg75", "resize0.5")}
     report = evaluate(_float(original), _float(result.image), result.stats.target, purifications=chosen)
     f = {name: values["taef2"] for name, values in report.closing.items()}
@@ -48,6 +50,8 @@ def test_large_image_keeps_protection_at_training_resolutions(fixative_home):
     rows = {(r["preprocess"], r["model"]): r for r in result.stats.mimicry["rows"]}
     print(result.stats.summary)
     assert result.stats.psnr >= 35.0
+    # the SSIM floor is checked on a 1024² centre crop; the whole rounded file must keep it too
+    assert result.stats.ssim >= BUDGETS["default"].min_ssim
     gain = {p: rows[(p, "taef2")]["gain_db"] for p in ("resize512", "resize512+jpeg75", "resize1024",
                                                       "resize1024+jpeg75")}
     assert gain["resize512"] >= 7.5           # measured 11.8 dB (default objective 'mimic', fast quality)

@@ -76,11 +76,20 @@ def allowed_change(image: torch.Tensor, budget: Budget) -> torch.Tensor:
     return budget.eps * (budget.flat_fraction + (1 - budget.flat_fraction) * busy)
 
 
+SSIM_MARGIN = 0.002
+"""The shrink aims this far above the SSIM floor: the check sees a ≤ 1024² centre crop before rounding
+to the output's depth, the report the whole rounded image."""
+SSIM_BISECTIONS = 10
+"""Halvings of the search for the largest factor that keeps SSIM (the factor within 0.1 % of it)."""
+
+
 def enforce_floors(original: torch.Tensor, delta: torch.Tensor, budget: Budget,
                    max_side: int = 1024) -> tuple[torch.Tensor, float]:
-    """Shrink ``delta`` until SSIM and PSNR floors hold; returns (delta, factor applied).
+    """Shrink ``delta`` as little as the SSIM and PSNR floors allow; returns (delta, factor applied).
 
-    PSNR scales exactly with the factor; SSIM is checked on a ≤ max_side thumbnail-free crop grid.
+    PSNR scales exactly with the factor. SSIM falls as the factor grows, so the largest factor that
+    keeps it is found by bisection on a ≤ max_side² crop. (Shrinking in fixed 15 % steps threw away up
+    to 15 % of the cloak: measured on The Great Wave at 1024², SSIM 0.960 where the floor is 0.95.)
     """
     mse = float((delta.float() ** 2).mean())
     factor = 1.0
@@ -89,11 +98,16 @@ def enforce_floors(original: torch.Tensor, delta: torch.Tensor, budget: Budget,
         if current < budget.min_psnr:
             factor = 10 ** ((current - budget.min_psnr) / 20)
     sample_o, sample_d = _ssim_sample(original, delta, max_side)
-    for _ in range(12):
-        adv = (sample_o + factor * sample_d).clamp(0, 1)
-        if float(ssim_torch(sample_o, adv)) >= budget.min_ssim:
-            break
-        factor *= 0.85
+
+    def keeps_ssim(f: float) -> bool:
+        return float(ssim_torch(sample_o, (sample_o + f * sample_d).clamp(0, 1))) >= budget.min_ssim + SSIM_MARGIN
+
+    if not keeps_ssim(factor):
+        low, high = 0.0, factor
+        for _ in range(SSIM_BISECTIONS):
+            middle = (low + high) / 2
+            low, high = (middle, high) if keeps_ssim(middle) else (low, middle)
+        factor = low
     return delta * factor if factor < 1.0 else delta, factor
 
 
