@@ -31,9 +31,11 @@ def test_real_taef2_protects_a_painting_crop(fixative_home):
     f = {name: values["taef2"] for name, values in report.closing.items()}
     print("closing fractions:", f, "PSNR", report.psnr)
     assert report.psnr >= 35.0
-    assert f["clean"] >= 0.05          # measured 0.084 (smoothed gradient trades clean f for robustness)
-    assert f["jpeg75"] >= 0.04         # measured 0.066
-    assert f["resize0.5"] >= 0.07      # measured 0.12
+    # f toward the self-chosen target is secondary (docs/metric.md); the default objective trades it
+    # for what the mimic's model sees, through a real JPEG on every view
+    assert f["clean"] >= 0.028         # measured 0.047
+    assert f["jpeg75"] >= 0.026        # measured 0.044
+    assert f["resize0.5"] >= 0.05      # measured 0.088
 
 
 def test_large_image_keeps_protection_at_training_resolutions(fixative_home):
