@@ -353,6 +353,7 @@ def test_a_rerun_can_keep_the_ceilings_of_the_finished_run(tmp_path, monkeypatch
 
     name, measured, path = _finished_run(tmp_path, {"resize512": 9.0}, {"resize512|taef2": 1.2}, seconds=2.0)
     finished = json.loads(path.read_text())
+    finished["meta"] = {"date": "2026-12-02"}
     finished["mimic"]["paintings"][name]["ceiling_1024"] = {**measured, "steps": 60}
     finished["mimic"]["paintings"][name]["quality_max"] = measured
     config = replace(CONFIGS["small"], mimic_side=48, intensities=("default",))
@@ -374,9 +375,10 @@ def test_a_rerun_can_keep_the_ceilings_of_the_finished_run(tmp_path, monkeypatch
     config = replace(config, ceiling_steps=measured["steps"])
     mimic = bench_mimic.run_mimic(config, messages.append, kept_ceilings=kept)
     entry = mimic["paintings"][name]
-    assert entry["ceiling"] == measured and entry["ceiling_1024"]["steps"] == 60
+    assert entry["ceiling"] == {"measured_on": "2026-12-02", **measured} and entry["ceiling_1024"]["steps"] == 60
     assert entry["default"]["seconds"] == 5.0 and entry["default"]["steps"] == 7  # measured anew
     assert any("kept from the earlier run" in m for m in messages)
+    assert "Ceiling (measured on 2026-12-02, kept by `--keep-ceilings`)" in bench_mimic.section(mimic)
 
     ceilings = []
     monkeypatch.setattr(bench_mimic, "measured_ceiling", lambda *a, **k: ceilings.append(a[1]) or measured)

@@ -164,3 +164,18 @@ def test_views_for_preview_and_target(fixative_home):
     assert target is not None and target.ndim == 3
     strip = make_preview(result, height=64, with_difference=True)
     assert strip.height == 80 and strip.width > 3 * 64
+
+
+@pytest.mark.parametrize("robustness", ["off", "standard"])
+def test_real_jpeg_runs_on_every_view_unless_robustness_is_off(fixative_home, monkeypatch, robustness):
+    """The default objective passes every view through Pillow's real JPEG (platforms re-encode what they
+    host); robustness 'off' optimises for the image exactly as it is, so never."""
+    from fixative import objectives
+
+    encoded = []
+    real = objectives._real_jpeg_batch
+    monkeypatch.setattr(objectives, "_real_jpeg_batch", lambda images, quality: encoded.append(quality) or real(images, quality))
+    fixative.protect(painting(size=(64, 48)), {**QUICK, "robustness": robustness})
+    views = QUICK["steps"]  # fast quality: one view per step
+    assert len(encoded) == (0 if robustness == "off" else views)
+    assert all(60 <= q <= 90 for q in encoded)

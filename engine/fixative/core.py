@@ -5,15 +5,16 @@ Algorithm, in words:
 2. Optimise a full-resolution perturbation δ with Adam. Each step draws views the way a mimic's
    pipeline would see the image (native crops and resizes to training buckets, ``fixative.views``),
    passes them through sampled lossy purifications (JPEG, resize, blur, noise,
-   ``fixative.transforms``, and a real JPEG on some views) and moves every encoder's latent: toward
-   its target latent and away from the clean view's latent (``fixative.objectives``: the mimic's
-   model learns what the latent shows, so the push is what protects). Each model's terms are
-   normalised by its starting distance, so ensembles weigh models equally. Forward passes run
-   under bf16 autocast where the CPU has native bf16 (``fixative.autocast``).
+   ``fixative.transforms``, then a real JPEG: on every view by default, as platforms re-encode what
+   they host) and moves every encoder's latent: toward its target latent and away from the clean
+   view's latent (``fixative.objectives``: the mimic's model learns what the latent shows, so the
+   push is what protects). Each model's terms are normalised by its starting distance, so
+   ensembles weigh models equally. Forward passes run under bf16 autocast where the CPU has native
+   bf16 (``fixative.autocast``).
    The gradient is smoothed slightly before the Adam step, which favours a perturbation with
    more low-frequency content: that part survives downscaling and noise (``fixative.optimizer``).
 3. After each step δ is clipped to the perceptual budget (texture-masked L∞, PSNR floor), at the end
-   shrunk until the SSIM/PSNR floors hold, also after rounding to the output's depth (``fixative.budget``).
+   shrunk as little as the SSIM/PSNR floors allow, also after rounding to the output's depth (``fixative.budget``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -177,7 +178,10 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     if cancelled():
         raise Cancelled("protection was cancelled")
     bf16 = use_cpu_autocast(device, dtype)
-    objective = _Objective(models, targets, artwork, main_view, current_objective(), bf16,
+    weights = current_objective()
+    if options.robustness == "off":  # the image exactly as it is: no re-encode either
+        weights = replace(weights, real_jpeg_probability=0.0)
+    objective = _Objective(models, targets, artwork, main_view, weights, bf16,
                            jpeg_rng=np.random.default_rng(options.seed + 1))  # own stream: views stay as before
     optimizer = PerturbationOptimizer(artwork, allowed_change(artwork, budget), budget, steps)
     for step in range(1, steps + 1):

@@ -91,9 +91,9 @@ class ProtectOptions(BaseModel):
                                  "blur and noise so the protection survives re-processing", choices=[
         ("off", "Off", "Optimise for the image exactly as it is: any JPEG or resize weakens it"),
         ("standard", "Standard", "Three views in four pass through JPEG (quality 50–95), a resize to "
-                                 "0.5–1×, blur or noise"),
+                                 "0.5–1×, blur or noise; then every view through a real JPEG (60–90)"),
         ("strong", "Strong", "Every view passes through up to two of them, harder (JPEG down to 30, "
-                             "resize to 0.35×)"),
+                             "resize to 0.35×), then a real JPEG"),
     ])
     target_style: str = _ui("auto", label="Target style", help="The style encoders should see: a built-in "
                             "style (fixative styles list), or auto (one at a medium distance from yours)",
