@@ -72,20 +72,20 @@ class ProtectOptions(BaseModel):
     intensity: Intensity = _ui("default", label="Intensity", help="How much the pixels may change: "
                                "more change, more protection", choices=[
         # The measured halves come from the full benchmark (Starry Night, 1024²; tests/test_ladder_numbers.py).
-        ("low", "Low", "Smallest change (≤ 4/255, PSNR ≥ 40 dB). Measured: file PSNR 40.2 dB; model: +13.7 dB "
-                       "after resize to 512, +3.5 dB after JPEG 75"),
+        ("low", "Low", "Smallest change (≤ 4/255, PSNR ≥ 40 dB). Measured: file PSNR 40.2 dB; model: +13.3 dB "
+                       "after resize to 512, +3.7 dB after JPEG 75"),
         ("default", "Default", "≤ 8/255 in busy areas, a quarter of that in flat colour, PSNR ≥ 35.5 dB. Measured: "
-                               "file PSNR 36.0 dB; model: +13.4 dB after resize to 512, +4.3 dB after JPEG 75"),
+                               "file PSNR 36.0 dB; model: +13.1 dB after resize to 512, +4.5 dB after JPEG 75"),
         ("high", "High", "≤ 12/255, PSNR ≥ 32 dB, may show in flat colour. Measured: file PSNR 32.4 dB; model: "
-                         "+12.9 dB after resize to 512, +5.0 dB after JPEG 75"),
+                         "+12.7 dB after resize to 512, +5.1 dB after JPEG 75"),
     ])
     quality: Quality = _ui("default", label="Quality", help="Search effort: more steps and views per step "
                            "take longer and protect better", choices=[
         ("fast", "Fast", "Quick search (at least 12 steps of one view): previews and small images"),
-        ("default", "Default", "At least 30 steps of two views: about 60 s for a 512² crop on a 2-core "
+        ("default", "Default", "At least 30 steps of two views: about 30 s for a 512² crop on a 2-core "
                                "CPU (fp32), seconds on a GPU"),
         ("max", "Maximum", "Longest search (at least 100 steps of three views), for large files. "
-                           "Measured: 4.1× the default's time; model: +4.7 dB after resize to 512 + JPEG 75, +7.8 dB at 1024"),
+                           "Measured: 11.2× the default's time; model: +5.0 dB after resize to 512 + JPEG 75, +7.4 dB at 1024"),
     ])
     robustness: Robustness = _ui("standard", label="Robustness", help="Optimise through JPEG, resizing, "
                                  "blur and noise so the protection survives re-processing", choices=[
