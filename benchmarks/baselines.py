@@ -82,6 +82,11 @@ def quantise(image: np.ndarray) -> np.ndarray:
     return (np.round(np.clip(image, 0, 1) * 255) / 255).astype(np.float32)
 
 
+SECANT_TRIES = 24
+"""Scale steps before bisecting. Where the change clips at black or white, PSNR falls more slowly than
+the scale grows, and the steps converge slowly (8 left a 128² texture baseline 0.4 dB short)."""
+
+
 def match_psnr(original: np.ndarray, delta: np.ndarray, target_psnr: float,
                tolerance: float = 0.05) -> tuple[np.ndarray, float, float]:
     """Scale ``delta`` so the saved (uint8) image has ``target_psnr``; returns (image, scale, psnr).
@@ -97,7 +102,7 @@ def match_psnr(original: np.ndarray, delta: np.ndarray, target_psnr: float,
         return achieved
 
     scale, achieved = 1.0, attempt(1.0)
-    for _ in range(8):
+    for _ in range(SECANT_TRIES):
         if abs(achieved - target_psnr) <= tolerance:
             break
         scale *= 10 ** ((achieved - target_psnr) / 20)
