@@ -110,8 +110,9 @@ def run_mimic(config: BenchConfig, log: Log, done: dict | None = None,
     """Per painting: default Fixative and the ceiling, measured; the ladder on the first painting.
 
     ``kept_ceilings`` (painting → its ``ceiling*`` entries from an earlier run, ``ceilings_of``) are
-    reused instead of measured: the ceiling attack does not run Fixative, so a change to protect()
-    leaves it as it was, and it is most of this section's time."""
+    reused instead of measured: the ceiling attack does not run protect(), so it stands while the
+    budgets (fixative.budget) and the metric (fixative.mimicry) are unchanged, and it is most of this
+    section's time."""
     from benchmarks.strength import run_fixative
 
     models, held_out = mimicry.available_models([MODEL])
