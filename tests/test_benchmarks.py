@@ -384,3 +384,18 @@ def test_a_rerun_can_keep_the_ceilings_of_the_finished_run(tmp_path, monkeypatch
     monkeypatch.setattr(bench_mimic, "measured_ceiling", lambda *a, **k: ceilings.append(a[1]) or measured)
     bench_mimic.run_mimic(replace(config, ceiling_steps=5), messages.append, kept_ceilings=kept)
     assert ceilings == [5]
+
+
+def test_layout_benchmark_small_prints_both_layouts_and_their_agreement():
+    """``python -m benchmarks.layout --small`` (CI size) times both layouts of every default encoder."""
+    if not (MODELS / "taef2_encoder.pth").exists():
+        pytest.skip("../shared/models/taesd is missing")
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.layout", "--small"], cwd=REPO, capture_output=True,
+                          text=True, timeout=600,
+                          env={**_env(), "PYTHONPATH": os.pathsep.join([str(REPO / "engine"), str(REPO)])})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [row["model"] for row in rows] == ["taef2", "taesana"]
+    for row in rows:
+        assert row["nchw_s"] > 0 and row["channels_last_s"] > 0 and math.isfinite(row["saving"])
+        assert row["gradient_difference"] < 1e-2, row

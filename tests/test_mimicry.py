@@ -150,7 +150,8 @@ def test_an_attack_on_the_encoder_is_louder_than_noise_and_a_smooth_shift_is_not
     x = torch.from_numpy(image).permute(2, 0, 1)[None]
     with torch.no_grad():
         clean = taef2.encode(x)
-    delta = torch.zeros_like(x)
+    # a random start (as PGD takes): at δ = 0 the push's gradient is exactly zero
+    delta = (torch.rand(x.shape, generator=torch.Generator().manual_seed(0)) * 2 - 1) / 255
     for _ in range(10):
         delta.requires_grad_(True)
         loss = ((taef2.encode((x + delta).clamp(0, 1)) - clean) ** 2).mean()

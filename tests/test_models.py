@@ -68,6 +68,29 @@ def test_real_taef2_reconstructs_a_painting(fixative_home):
     assert full > without_context + 5
 
 
+def test_real_encoders_run_channels_last_with_the_same_results(fixative_home):
+    """The loaded encoders keep their conv weights channels-last (the faster CPU layout, benchmarks.layout),
+    and encode, decode and the input gradient match the same weights in the default layout."""
+    import copy
+
+    model = load_encoder("taef2")
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(c.weight.is_contiguous(memory_format=torch.channels_last) for c in convs if c.kernel_size != (1, 1))
+    reference = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    image = torch.rand(1, 3, 96, 128, generator=torch.Generator().manual_seed(1))
+    grads = []
+    for encode in (model.encode, reference.encoder):
+        x = image.clone().requires_grad_(True)
+        latent = encode(x)
+        (latent**2).mean().backward()
+        grads.append((latent.detach(), x.grad))
+    (fast, fast_grad), (slow, slow_grad) = grads
+    assert torch.allclose(fast, slow, atol=1e-4, rtol=1e-4)
+    assert float((fast_grad - slow_grad).abs().max() / slow_grad.abs().max()) < 1e-2
+    with torch.no_grad():
+        assert torch.allclose(model.decode(fast), reference.decoder(slow).clamp(0, 1), atol=1e-3)
+
+
 def test_real_taesana_encoder_is_f32(fixative_home):
     model = load_encoder("taesana")
     with torch.no_grad():
