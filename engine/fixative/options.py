@@ -85,7 +85,7 @@ class ProtectOptions(BaseModel):
         ("default", "Default", "At least 30 steps of two views: about 30 s for a 512² crop on a 2-core "
                                "CPU (fp32), seconds on a GPU"),
         ("max", "Maximum", "Longest search (at least 100 steps of three views), for large files. "
-                           "Measured: 11.2× the default's time; model: +5.0 dB after resize to 512 + JPEG 75, +7.4 dB at 1024"),
+                           "Measured: 8.7× the default's time; model: +5.0 dB after resize to 512 + JPEG 75, +7.4 dB at 1024"),
     ])
     robustness: Robustness = _ui("standard", label="Robustness", help="Optimise through JPEG, resizing, "
                                  "blur and noise so the protection survives re-processing", choices=[
