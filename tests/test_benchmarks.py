@@ -399,3 +399,27 @@ def test_layout_benchmark_small_prints_both_layouts_and_their_agreement():
     for row in rows:
         assert row["nchw_s"] > 0 and row["channels_last_s"] > 0 and math.isfinite(row["saving"])
         assert row["gradient_difference"] < 1e-2, row
+
+
+def test_report_only_keeps_what_another_command_added_meanwhile(tmp_path, fixative_home, monkeypatch):
+    """`--report-only` measures nothing, so it must not write back the results it read at its start:
+    a ceiling that `benchmarks.mimic` added while the report was drawn (minutes) stays in the JSON."""
+    import benchmarks.run as bench_run
+
+    monkeypatch.setenv("FIXATIVE_MIMIC_REPORT", "off")
+    json_path = tmp_path / "results.json"
+    json_path.write_text(json.dumps({"meta": {}, "mimic": {"paintings": {"a.jpg": {"default": {}}}}}))
+
+    def report_while_a_ceiling_lands(results, out, size):
+        on_disk = json.loads(json_path.read_text())
+        on_disk["mimic"]["paintings"]["a.jpg"]["ceiling_1024"] = {"steps": 60}
+        json_path.write_text(json.dumps(on_disk))
+        results["targets"] = [{"name": "t", "passed": True, "measured": "1"}]
+        return results["targets"]
+
+    monkeypatch.setattr(bench_run, "write_report", report_while_a_ceiling_lands)
+    monkeypatch.setattr(bench_run, "check_finite", lambda results: [])
+    assert bench_run.main(["--size", "small", "--out", str(tmp_path), "--json", str(json_path), "--report-only"]) == 0
+    saved = json.loads(json_path.read_text())
+    assert saved["mimic"]["paintings"]["a.jpg"]["ceiling_1024"] == {"steps": 60}
+    assert saved["targets"] == [{"name": "t", "passed": True, "measured": "1"}]
