@@ -125,7 +125,7 @@ class TinyAutoEncoder(ImageEncoder):
         self.encoder = build_encoder(latent_channels, variant)
         self.decoder = build_decoder(latent_channels, variant) if with_decoder else None
         # Channels-last (NHWC) convolutions: a TAEF2 forward + backward at 256² takes 20 % less time on
-        # a 2-core CPU in fp32 (benchmarks/layout.py); loading a state dict keeps the layout.
+        # a 2-core CPU in fp32 (`python -m benchmarks.layout`); loading a state dict keeps the layout.
         self.to(memory_format=torch.channels_last)
 
     @property
