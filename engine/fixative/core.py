@@ -74,6 +74,24 @@ QUALITY: dict[Quality, SearchPlan] = {
     "default": SearchPlan(steps=30, passes=2, views_per_step=2, view_px_cpu=256, view_px_gpu=768),
     "max": SearchPlan(steps=100, passes=5, views_per_step=3, view_px_cpu=384, view_px_gpu=1024),
 }
+LARGE_FILE_SIDE = 768
+"""A file longer than this is downscaled by a mimic training at 512 (and bucketed at 1024)."""
+LARGE_FILE_QUALITY: dict[Quality, SearchPlan] = {
+    "default": SearchPlan(steps=30, passes=2, views_per_step=1, view_px_cpu=512, view_px_gpu=768),
+}
+"""On CPU, large files get one 512² view per step instead of two 256² ones: twice the pixels per step,
+and the 512 training bucket seen whole. Measured on the 1024² benchmark paintings over three seeds:
++0.25 dB after resize to 512 + JPEG 75 and +0.3–0.5 dB at 1024, in twice the time (docs/metric.md).
+Files up to 768 px keep the quality's own plan (the 512² speed target)."""
+
+
+def search_plan(quality: Quality, height: int, width: int, on_cpu: bool) -> SearchPlan:
+    """The search plan for an image: the quality's, or on CPU its large-file plan when it has one."""
+    if on_cpu and max(height, width) > LARGE_FILE_SIDE and quality in LARGE_FILE_QUALITY:
+        return LARGE_FILE_QUALITY[quality]
+    return QUALITY[quality]
+
+
 MAIN_VIEW_AREA = 512 * 512
 """Closing fractions in the stats are measured on the whole image scaled to at most this area."""
 STRONG_VIEW_JITTER = 0.1
@@ -162,7 +180,8 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     device, dtype = pick_device(options.device)
     models = [load_encoder(name, str(device), dtype) for name in options.models]
     multiple = max(m.downscale for m in models)
-    plan, budget, robustness = QUALITY[options.quality], BUDGETS[options.intensity], ROBUSTNESS[options.robustness]
+    plan = search_plan(options.quality, pixels.height, pixels.width, on_cpu=device.type == "cpu")
+    budget, robustness = BUDGETS[options.intensity], ROBUSTNESS[options.robustness]
     jitter = STRONG_VIEW_JITTER if options.robustness == "strong" else 0.0
     view_px = plan.view_px_cpu if device.type == "cpu" else plan.view_px_gpu
     sampler = ViewSampler(pixels.height, pixels.width, view_px, multiple, jitter, seed=options.seed)

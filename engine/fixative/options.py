@@ -72,20 +72,21 @@ class ProtectOptions(BaseModel):
     intensity: Intensity = _ui("default", label="Intensity", help="How much the pixels may change: "
                                "more change, more protection", choices=[
         # The measured halves come from the full benchmark (Starry Night, 1024²; tests/test_ladder_numbers.py).
-        ("low", "Low", "Smallest change (≤ 4/255, PSNR ≥ 40 dB). Measured: file PSNR 40.2 dB; model: +13.3 dB "
-                       "after resize to 512, +3.7 dB after JPEG 75"),
+        ("low", "Low", "Smallest change (≤ 4/255, PSNR ≥ 40 dB). Measured: file PSNR 40.1 dB; model: +14.0 dB "
+                       "after resize to 512, +4.1 dB after JPEG 75"),
         ("default", "Default", "≤ 8/255 in busy areas, a quarter of that in flat colour, PSNR ≥ 35.5 dB. Measured: "
-                               "file PSNR 36.0 dB; model: +13.1 dB after resize to 512, +4.5 dB after JPEG 75"),
+                               "file PSNR 35.6 dB; model: +13.7 dB after resize to 512, +4.8 dB after JPEG 75"),
         ("high", "High", "≤ 12/255, PSNR ≥ 32 dB, may show in flat colour. Measured: file PSNR 32.4 dB; model: "
-                         "+12.7 dB after resize to 512, +5.1 dB after JPEG 75"),
+                         "+13.3 dB after resize to 512, +5.5 dB after JPEG 75"),
     ])
     quality: Quality = _ui("default", label="Quality", help="Search effort: more steps and views per step "
                            "take longer and protect better", choices=[
         ("fast", "Fast", "Quick search (at least 12 steps of one view): previews and small images"),
-        ("default", "Default", "At least 30 steps of two views: about 30 s for a 512² crop on a 2-core "
-                               "CPU (fp32), seconds on a GPU"),
+        ("default", "Default", "At least 30 steps of two views (on a CPU, files over 768 pixels get one "
+                               "512² view: twice the time, +0.3–0.5 dB at 1024): about 30 s for a "
+                               "512² crop on a 2-core CPU (fp32), seconds on a GPU"),
         ("max", "Maximum", "Longest search (at least 100 steps of three views), for large files. "
-                           "Measured: 8.7× the default's time; model: +5.0 dB after resize to 512 + JPEG 75, +7.4 dB at 1024"),
+                           "Measured: 4.3× the default's time; model: +5.0 dB after resize to 512 + JPEG 75, +7.4 dB at 1024"),
     ])
     robustness: Robustness = _ui("standard", label="Robustness", help="Optimise through JPEG, resizing, "
                                  "blur and noise so the protection survives re-processing", choices=[

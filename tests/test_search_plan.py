@@ -1,0 +1,50 @@
+"""Which search plan an image gets: large files on a CPU see the 512 training bucket whole (one 512²
+view per step), smaller ones keep two 256² views, so the 512² speed target is untouched."""
+
+from __future__ import annotations
+
+import pytest
+
+import fixative.core as core
+from fixative import protect
+from fixative.errors import Cancelled
+from tests.conftest import painting
+
+
+@pytest.mark.parametrize(("height", "width", "on_cpu", "expected"), [
+    (1024, 1024, True, core.LARGE_FILE_QUALITY["default"]),
+    (600, 769, True, core.LARGE_FILE_QUALITY["default"]),
+    (768, 768, True, core.QUALITY["default"]),
+    (512, 512, True, core.QUALITY["default"]),
+    (4096, 4096, False, core.QUALITY["default"]),  # a GPU already draws 768² views
+])
+def test_default_plan_depends_on_the_file_and_the_device(height, width, on_cpu, expected):
+    assert core.search_plan("default", height, width, on_cpu) == expected
+
+
+def test_large_file_plan_spends_more_pixels_per_step_on_fewer_larger_views():
+    small, large = core.QUALITY["default"], core.LARGE_FILE_QUALITY["default"]
+    assert large.view_px_cpu == 512 and large.views_per_step == 1
+    assert large.views_per_step * large.view_px_cpu ** 2 == 2 * small.views_per_step * small.view_px_cpu ** 2
+    assert large.steps == small.steps
+
+
+def test_qualities_without_a_large_file_plan_keep_their_own():
+    for quality in set(core.QUALITY) - set(core.LARGE_FILE_QUALITY):
+        assert core.search_plan(quality, 2000, 2000, True) == core.QUALITY[quality]
+
+
+@pytest.mark.parametrize(("size", "view_px"), [((64, 800), 512), ((64, 700), 256)])
+def test_protect_draws_its_views_from_the_plan_for_the_image(size, view_px, fixative_home, monkeypatch):
+    """protect() itself, not only the table: the sampler it builds gets the plan's view size."""
+    built = []
+    original = core.ViewSampler
+
+    def recording_sampler(*args, **kwargs):
+        built.append(original(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(core, "ViewSampler", recording_sampler)
+    with pytest.raises(Cancelled):
+        protect(painting(size=size), {"device": "cpu", "target_style": "op-art-stripes"}, cancel=lambda: True)
+    assert [s.view_px for s in built] == [view_px]
