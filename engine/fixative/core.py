@@ -77,7 +77,7 @@ QUALITY: dict[Quality, SearchPlan] = {
 LARGE_FILE_SIDE = 768
 """A file longer than this is downscaled by a mimic training at 512 (and bucketed at 1024)."""
 LARGE_FILE_QUALITY: dict[Quality, SearchPlan] = {
-    "default": SearchPlan(steps=30, passes=2, views_per_step=1, view_px_cpu=512, view_px_gpu=768),
+    "default": replace(QUALITY["default"], views_per_step=1, view_px_cpu=512),
 }
 """On CPU, large files get one 512² view per step instead of two 256² ones: twice the pixels per step,
 and the 512 training bucket seen whole. Measured on the 1024² benchmark paintings over three seeds:
