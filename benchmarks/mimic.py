@@ -113,7 +113,7 @@ def run_mimic(config: BenchConfig, log: Log, done: dict | None = None,
     reused instead of measured: the ceiling attack does not run protect(), so it stands while the
     budgets (fixative.budget) and the metric (fixative.mimicry) are unchanged, and it is most of this
     section's time."""
-    from benchmarks.strength import run_fixative
+    from benchmarks.strength import ran_bf16, run_fixative
 
     models, held_out = mimicry.available_models([MODEL])
     done = dict(done or {})
@@ -135,6 +135,12 @@ def run_mimic(config: BenchConfig, log: Log, done: dict | None = None,
             measured.update(seconds=round(seconds, 2), steps=result.stats.steps, dtype=result.stats.dtype)
             if intensity == "default":
                 entry["default"] = measured
+                if ran_bf16(result):  # bf16 autocast must not cost protection: the same run in float32
+                    fp32_result, fp32_protected, fp32_seconds = run_fixative(image, options, "fp32")
+                    entry["default_fp32"] = _row_dict(mimicry.measure(original, fp32_protected, models, held_out))
+                    entry["default_fp32"].update(seconds=round(fp32_seconds, 2), steps=fp32_result.stats.steps,
+                                                 dtype=fp32_result.stats.dtype)
+                    log(f"mimic {name} default in float32: {fp32_seconds:.1f}s; {entry['default_fp32']['summary']}")
             else:
                 ladder[intensity] = measured
             if index == 0:
@@ -344,12 +350,44 @@ def section(mimic: dict) -> str:
                          f"{default['steps']} | " + " | ".join(cells) + f" | {other['shift'].get(key, math.nan):.2f}x / "
                          f"{default['shift'].get(key, math.nan):.2f}x | {other['file_psnr']:.2f} / "
                          f"{default['file_psnr']:.2f} |")
+    lines += _precision_lines(mimic)
     lines += ["", "### Intensity ladder (first painting)", "", "| intensity | what a person sees / what the model sees |",
               "|---|---|"]
     for intensity in ("low", "default", "high"):
         if intensity in mimic["ladder"]:
             lines.append(f"| {intensity} | {mimic['ladder'][intensity]['summary']} |")
     return "\n".join(lines) + "\n"
+
+
+PRECISION_SHOWN = ("resize512", "resize512+jpeg75", "resize1024", "resize1024+jpeg75")
+
+
+def _precision_lines(mimic: dict) -> list[str]:
+    """bf16 autocast against float32, same seed and plan: what the 4x faster arithmetic costs the cloak."""
+    pairs = {name: (entry["default"], entry["default_fp32"]) for name, entry in mimic["paintings"].items()
+             if "default_fp32" in entry}
+    if not pairs:
+        return []
+    key = f"resize512+jpeg75|{mimic['model']}"
+    lines = ["", "### bf16 autocast against float32", "",
+             "On a CPU with native bf16 the optimisation's forward passes run under bf16 autocast "
+             "(`fixative.autocast`); the same default run in float32 (`FIXATIVE_PRECISION=fp32`), measured the "
+             "same way; each cell is bf16 / float32. The two runs follow the same seeds, but rounding sends "
+             "them down different paths, so a difference within a run-to-run spread (docs/metric.md, "
+             "\"Seed spread\") is noise.", "",
+             "| painting | time (s) | " + " | ".join(f"gain {p}" for p in PRECISION_SHOWN)
+             + f" | shift {mimic['model']} (512 + JPEG) | file PSNR |", "|---|---|" + "---|" * (len(PRECISION_SHOWN) + 2)]
+    for name, (bf16, fp32) in pairs.items():
+        cells = [f"{_gain(bf16['gain'].get(p))} / {_gain(fp32['gain'].get(p))}" for p in PRECISION_SHOWN]
+        lines.append(f"| {name} | {bf16['seconds']:.0f} / {fp32['seconds']:.0f} | " + " | ".join(cells)
+                     + f" | {bf16['shift'].get(key, math.nan):.2f}x / {fp32['shift'].get(key, math.nan):.2f}x | "
+                     f"{bf16['file_psnr']:.2f} / {fp32['file_psnr']:.2f} |")
+    differences = {p: [bf16["gain"][p] - fp32["gain"][p] for bf16, fp32 in pairs.values()
+                       if bf16["gain"].get(p) is not None and fp32["gain"].get(p) is not None] for p in PRECISION_SHOWN}
+    shown = [f"{p} {sum(d) / len(d):+.2f} dB" for p, d in differences.items() if d]
+    speed = sum(fp32["seconds"] for _, fp32 in pairs.values()) / sum(bf16["seconds"] for bf16, _ in pairs.values())
+    lines += ["", f"Mean gain difference, bf16 − float32: {', '.join(shown)}; float32 takes {speed:.2f}x the time."]
+    return lines
 
 
 def _models(measured: dict) -> list[str]:

@@ -82,6 +82,13 @@ def test_small_run_produces_every_number_finite(small_run):
         assert all(ratio > 0 for ratio in run["shift"].values()) and run["file_psnr"] >= 35.4
     assert set(mimic["ladder"]) == {"low", "default", "high"}
     assert mimic["ladder"]["low"]["file_psnr"] > mimic["ladder"]["high"]["file_psnr"]
+    first = next(iter(strength["paintings"].values()))["methods"]["fixative-default"]
+    assert first["report_seconds"] > 0  # what the artist waits for beyond the timed optimisation
+    bf16 = entry["default"]["dtype"].startswith("bfloat16")
+    assert bf16 == results["meta"]["native_bf16"]  # auto precision: bf16 exactly where the CPU has it
+    assert ("default_fp32" in entry) == bf16 and ("seconds_fp32" in first) == bf16
+    if bf16:
+        assert entry["default_fp32"]["dtype"] == "float32" and entry["default_fp32"]["file_psnr"] >= 35.4
 
 
 def test_baselines_are_matched_to_fixatives_psnr(small_run):
@@ -423,3 +430,77 @@ def test_report_only_keeps_what_another_command_added_meanwhile(tmp_path, fixati
     saved = json.loads(json_path.read_text())
     assert saved["mimic"]["paintings"]["a.jpg"]["ceiling_1024"] == {"steps": 60}
     assert saved["targets"] == [{"name": "t", "passed": True, "measured": "1"}]
+
+
+def test_a_bf16_default_is_measured_again_in_float32(tmp_path, monkeypatch):
+    """Where the default ran under bf16 autocast, the AI's-eye section runs it again in float32 and
+    sets the two side by side (the issue: show that bf16 costs the protection nothing); a float32
+    default is not run twice."""
+    from dataclasses import replace
+
+    from benchmarks import mimic as bench_mimic
+    from benchmarks import strength
+    from benchmarks.config import CONFIGS
+
+    name, measured, path = _finished_run(tmp_path, {"resize512": 9.0}, {"resize512|taef2": 1.2}, seconds=2.0)
+    calls: list[str | None] = []
+
+    def fake_protect(image: np.ndarray, options: dict, precision_setting: str | None = None):
+        calls.append(precision_setting)
+        amplitude, dtype = (2, "float32") if precision_setting == "fp32" or not bf16 else (4, "bfloat16 (autocast)")
+
+        class Result:
+            class stats:  # noqa: N801
+                steps = 7
+
+        Result.stats.dtype = dtype
+        stripes = np.where(np.arange(image.shape[1]) % 2, amplitude, -amplitude)[None, :, None]
+        return Result(), (np.clip(image.astype(int) + stripes, 0, 255) / 255).astype(np.float32), 3.0 * amplitude
+
+    monkeypatch.setattr(strength, "run_fixative", fake_protect)
+    monkeypatch.setattr(bench_mimic, "measured_ceiling", lambda *a, **k: measured)
+    config = replace(CONFIGS["small"], mimic_side=48, intensities=("default",))
+    bf16 = True
+    mimic = bench_mimic.run_mimic(config, lambda message: None)
+    assert calls == [None, "fp32"]
+    entry = mimic["paintings"][name]
+    assert entry["default"]["dtype"].startswith("bfloat16") and entry["default_fp32"]["dtype"] == "float32"
+    assert entry["default_fp32"]["seconds"] == 6.0 and entry["default_fp32"]["file_psnr"] > entry["default"]["file_psnr"]
+    markdown = bench_mimic.section(mimic)
+    assert "### bf16 autocast against float32" in markdown and f"| {name} | 12 / 6 |" in markdown
+    difference = entry["default"]["gain"]["resize512"] - entry["default_fp32"]["gain"]["resize512"]
+    assert f"resize512 {difference:+.2f} dB" in markdown and "float32 takes 0.50x the time" in markdown
+
+    calls.clear()
+    bf16 = False
+    mimic = bench_mimic.run_mimic(config, lambda message: None)
+    assert calls == [None] and "default_fp32" not in mimic["paintings"][name]
+    assert "bf16 autocast against float32" not in bench_mimic.section(mimic)
+
+
+def test_the_time_target_names_the_float32_time_and_the_reports_cost():
+    from benchmarks.report import _precision_note
+
+    bf16 = [{"seconds": 16.0, "dtype": "bfloat16 (autocast)", "seconds_fp32": 26.0, "report_seconds": 12.0},
+            {"seconds": 18.0, "dtype": "bfloat16 (autocast)", "seconds_fp32": 28.0}]
+    note = _precision_note({"native_bf16": True}, bf16)
+    assert note.startswith("bfloat16 (autocast); float32 on the same CPU: 27.0 s")
+    assert "the AI's-eye report the plug-ins show adds 12.0 s" in note
+    note = _precision_note({"native_bf16": False}, [{"seconds": 30.0, "dtype": "float32"}])
+    assert note == "float32; this CPU has no native bf16 (AVX512-BF16/AMX), so fp32 ran"
+
+
+def test_precision_is_set_for_one_run_only(monkeypatch):
+    from benchmarks.strength import precision
+    from fixative.autocast import PRECISION_ENV, precision_setting
+
+    monkeypatch.setenv(PRECISION_ENV, "bf16")
+    with precision("fp32"):
+        assert precision_setting() == "fp32"
+    assert precision_setting() == "bf16"
+    monkeypatch.delenv(PRECISION_ENV)
+    with precision("fp32"):
+        assert precision_setting() == "fp32"
+    assert PRECISION_ENV not in os.environ
+    with precision(None):
+        assert PRECISION_ENV not in os.environ

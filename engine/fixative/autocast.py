@@ -1,7 +1,10 @@
 """bf16 autocast on CPUs that run bf16 natively (AVX512-BF16 or AMX), fp32 everywhere else.
 
-Measured on this project's 2-core machines (AVX512-BF16): a TAEF2 forward + backward at 256² takes
-0.10 s under bf16 autocast against 0.39 s in fp32, with the same protection (docs/metric.md).
+Measured on 2-core machines: a TAEF2 forward + backward at 256² takes 0.10 s under bf16 autocast
+against 0.39 s in fp32 where the CPU has AMX (issue 13). On an AMD EPYC with AVX512-BF16 a 256² view
+costs a step about 0.21 s against 0.38 s, and a default protect of a 1024² painting takes 36–42 s
+against 63–65 s, every gain over noise within 0.05 dB of the fp32 run's (docs/benchmarks.md,
+"bf16 autocast against float32").
 On a CPU without native bf16, autocast emulates it and is slower than fp32, so it stays off there.
 ``FIXATIVE_PRECISION=fp32`` forces fp32 (``bf16`` forces autocast on, ``auto`` is the default).
 """

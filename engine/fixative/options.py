@@ -83,10 +83,10 @@ class ProtectOptions(BaseModel):
                            "take longer and protect better", choices=[
         ("fast", "Fast", "Quick search (at least 12 steps of one view): previews and small images"),
         ("default", "Default", "At least 30 steps of two views (on a CPU, files over 768 pixels get one "
-                               "512² view: twice the time, +0.3–0.5 dB at 1024): about 30 s for a "
-                               "512² crop on a 2-core CPU (fp32), seconds on a GPU"),
+                               "512² view: twice the time, +0.3–0.5 dB at 1024): about 15 s for a "
+                               "512² crop on a 2-core CPU with bf16 (25 s in fp32), seconds on a GPU"),
         ("max", "Maximum", "Longest search (at least 100 steps of three views), for large files. "
-                           "Measured: 4.3× the default's time; model: +5.0 dB after resize to 512 + JPEG 75, +7.4 dB at 1024"),
+                           "Measured: 4.1× the default's time; model: +5.0 dB after resize to 512 + JPEG 75, +7.4 dB at 1024"),
     ])
     robustness: Robustness = _ui("standard", label="Robustness", help="Optimise through JPEG, resizing, "
                                  "blur and noise so the protection survives re-processing", choices=[
