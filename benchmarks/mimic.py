@@ -113,7 +113,7 @@ def run_mimic(config: BenchConfig, log: Log, done: dict | None = None,
     reused instead of measured: the ceiling attack does not run protect(), so it stands while the
     budgets (fixative.budget) and the metric (fixative.mimicry) are unchanged, and it is most of this
     section's time."""
-    from benchmarks.strength import ran_bf16, run_fixative
+    from benchmarks.strength import ran_bf16
 
     models, held_out = mimicry.available_models([MODEL])
     done = dict(done or {})
@@ -130,22 +130,18 @@ def run_mimic(config: BenchConfig, log: Log, done: dict | None = None,
         for intensity in sorted(intensities, key=lambda i: i != "default"):
             options = {"models": [MODEL], "intensity": intensity, "quality": config.quality, "device": "cpu",
                        "seed": 0, **({"steps": config.fixative_steps} if config.fixative_steps else {})}
-            result, protected, seconds = run_fixative(image, options)
-            measured = _row_dict(mimicry.measure(original, protected, models, held_out))
-            measured.update(seconds=round(seconds, 2), steps=result.stats.steps, dtype=result.stats.dtype)
+            result, measured = protect_and_measure(image, options, models, held_out)
             if intensity == "default":
                 entry["default"] = measured
                 if ran_bf16(result):  # bf16 autocast must not cost protection: the same run in float32
-                    fp32_result, fp32_protected, fp32_seconds = run_fixative(image, options, "fp32")
-                    entry["default_fp32"] = _row_dict(mimicry.measure(original, fp32_protected, models, held_out))
-                    entry["default_fp32"].update(seconds=round(fp32_seconds, 2), steps=fp32_result.stats.steps,
-                                                 dtype=fp32_result.stats.dtype)
-                    log(f"mimic {name} default in float32: {fp32_seconds:.1f}s; {entry['default_fp32']['summary']}")
+                    _, entry["default_fp32"] = protect_and_measure(image, options, models, held_out, "fp32")
+                    log(f"mimic {name} default in float32: {entry['default_fp32']['seconds']:.1f}s; "
+                        f"{entry['default_fp32']['summary']}")
             else:
                 ladder[intensity] = measured
             if index == 0:
                 ladder.setdefault(intensity, measured)
-            log(f"mimic {name} {intensity}: {seconds:.1f}s; {measured['summary']}")
+            log(f"mimic {name} {intensity}: {measured['seconds']:.1f}s; {measured['summary']}")
         kept = (kept_ceilings or {}).get(name, {})
         if kept.get("ceiling", {}).get("steps") == config.ceiling_steps:
             entry.update(kept)
@@ -158,6 +154,17 @@ def run_mimic(config: BenchConfig, log: Log, done: dict | None = None,
             save({"paintings": paintings, "ladder": ladder})
     return {"side": config.mimic_side, "paintings": paintings, "ladder": ladder, "model": MODEL,
             "held_out": sorted(held_out), "ceiling_steps": config.ceiling_steps}
+
+
+def protect_and_measure(image: np.ndarray, options: dict, models: list, held_out: set,
+                        precision_setting: str | None = None) -> tuple[object, dict]:
+    """protect() timed and its AI's-eye metric measured: (result, measured row with seconds, steps, dtype)."""
+    from benchmarks.strength import run_fixative
+
+    result, protected, seconds = run_fixative(image, options, precision_setting)
+    measured = _row_dict(mimicry.measure(image.astype(np.float32) / 255, protected, models, held_out))
+    measured.update(seconds=round(seconds, 2), steps=result.stats.steps, dtype=result.stats.dtype)
+    return result, measured
 
 
 def ceilings_of(results: dict, side: int) -> dict[str, dict]:
@@ -200,19 +207,15 @@ def add_quality(results_path: Path, quality: str, names: list[str], log: Log) ->
     """Fixative at the default intensity but another search ``quality`` (``max``: more steps, more and
     larger views), measured like the default and added to a finished run's JSON as ``quality_<name>``:
     what more search time buys, beside the default and the ceiling."""
-    from benchmarks.strength import run_fixative
-
     results = json.loads(results_path.read_text())
     mimic = results["mimic"]
     models, held_out = mimicry.available_models([MODEL])
     for name in names:
         image = load_painting(name, mimic["side"])
         options = {"models": [MODEL], "intensity": "default", "quality": quality, "device": "cpu", "seed": 0}
-        result, protected, seconds = run_fixative(image, options)
-        measured = _row_dict(mimicry.measure(image.astype(np.float32) / 255, protected, models, held_out))
-        measured.update(seconds=round(seconds, 2), steps=result.stats.steps, dtype=result.stats.dtype)
+        _, measured = protect_and_measure(image, options, models, held_out)
         mimic["paintings"][name][f"quality_{quality}"] = measured
-        log(f"mimic {name} quality {quality}: {seconds:.1f}s; {measured['summary']}")
+        log(f"mimic {name} quality {quality}: {measured['seconds']:.1f}s; {measured['summary']}")
         results_path.write_text(json.dumps(results, indent=1))
 
 
@@ -334,22 +337,15 @@ def section(mimic: dict) -> str:
                          f"{ceiling['file_psnr']:.2f} |")
     for quality in sorted({k.removeprefix("quality_") for e in mimic["paintings"].values() for k in e
                            if k.startswith("quality_")}):
-        shown = ("resize512", "resize512+jpeg75", "resize1024", "resize1024+jpeg75")
         lines += ["", f"### Quality {quality}: what more search buys", "",
                   f"The default intensity at `--quality {quality}`, measured the same way by `python -m "
                   f"benchmarks.mimic --quality {quality}`; each cell is {quality} / default.", "",
-                  "| painting | time (s) | steps | " + " | ".join(f"gain {p}" for p in shown)
-                  + f" | shift {mimic['model']} (512 + JPEG) | file PSNR |", "|---|---|---|" + "---|" * (len(shown) + 2)]
+                  "| painting | time (s) | steps | " + _versus_header(mimic["model"]), "|---|---|---|" + _VERSUS_RULE]
         for name, entry in mimic["paintings"].items():
             other, default = entry.get(f"quality_{quality}"), entry["default"]
-            if other is None:
-                continue
-            key = f"resize512+jpeg75|{mimic['model']}"
-            cells = [f"{_gain(other['gain'].get(p))} / {_gain(default['gain'].get(p))}" for p in shown]
-            lines.append(f"| {name} | {other['seconds']:.0f} / {default['seconds']:.0f} | {other['steps']} / "
-                         f"{default['steps']} | " + " | ".join(cells) + f" | {other['shift'].get(key, math.nan):.2f}x / "
-                         f"{default['shift'].get(key, math.nan):.2f}x | {other['file_psnr']:.2f} / "
-                         f"{default['file_psnr']:.2f} |")
+            if other is not None:
+                lines.append(f"| {name} | {other['seconds']:.0f} / {default['seconds']:.0f} | {other['steps']} / "
+                             f"{default['steps']} | " + _versus_cells(other, default, mimic["model"]))
     lines += _precision_lines(mimic)
     lines += ["", "### Intensity ladder (first painting)", "", "| intensity | what a person sees / what the model sees |",
               "|---|---|"]
@@ -359,7 +355,21 @@ def section(mimic: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-PRECISION_SHOWN = ("resize512", "resize512+jpeg75", "resize1024", "resize1024+jpeg75")
+SIDE_BY_SIDE = ("resize512", "resize512+jpeg75", "resize1024", "resize1024+jpeg75")
+"""The preprocessings the side-by-side tables (quality, precision) compare: both training buckets."""
+_VERSUS_RULE = "---|" * (len(SIDE_BY_SIDE) + 2)
+
+
+def _versus_header(model: str) -> str:
+    return " | ".join(f"gain {p}" for p in SIDE_BY_SIDE) + f" | shift {model} (512 + JPEG) | file PSNR |"
+
+
+def _versus_cells(first: dict, second: dict, model: str) -> str:
+    """Gains, latent shift and file PSNR of two measured runs as 'first / second' table cells."""
+    key = f"resize512+jpeg75|{model}"
+    cells = [f"{_gain(first['gain'].get(p))} / {_gain(second['gain'].get(p))}" for p in SIDE_BY_SIDE]
+    return (" | ".join(cells) + f" | {first['shift'].get(key, math.nan):.2f}x / {second['shift'].get(key, math.nan):.2f}x"
+            f" | {first['file_psnr']:.2f} / {second['file_psnr']:.2f} |")
 
 
 def _precision_lines(mimic: dict) -> list[str]:
@@ -368,22 +378,17 @@ def _precision_lines(mimic: dict) -> list[str]:
              if "default_fp32" in entry}
     if not pairs:
         return []
-    key = f"resize512+jpeg75|{mimic['model']}"
     lines = ["", "### bf16 autocast against float32", "",
              "On a CPU with native bf16 the optimisation's forward passes run under bf16 autocast "
              "(`fixative.autocast`); the same default run in float32 (`FIXATIVE_PRECISION=fp32`), measured the "
              "same way; each cell is bf16 / float32. The two runs follow the same seeds, but rounding sends "
              "them down different paths, so a difference within a run-to-run spread (docs/metric.md, "
              "\"Seed spread\") is noise.", "",
-             "| painting | time (s) | " + " | ".join(f"gain {p}" for p in PRECISION_SHOWN)
-             + f" | shift {mimic['model']} (512 + JPEG) | file PSNR |", "|---|---|" + "---|" * (len(PRECISION_SHOWN) + 2)]
+             "| painting | time (s) | " + _versus_header(mimic["model"]), "|---|---|" + _VERSUS_RULE]
     for name, (bf16, fp32) in pairs.items():
-        cells = [f"{_gain(bf16['gain'].get(p))} / {_gain(fp32['gain'].get(p))}" for p in PRECISION_SHOWN]
-        lines.append(f"| {name} | {bf16['seconds']:.0f} / {fp32['seconds']:.0f} | " + " | ".join(cells)
-                     + f" | {bf16['shift'].get(key, math.nan):.2f}x / {fp32['shift'].get(key, math.nan):.2f}x | "
-                     f"{bf16['file_psnr']:.2f} / {fp32['file_psnr']:.2f} |")
+        lines.append(f"| {name} | {bf16['seconds']:.0f} / {fp32['seconds']:.0f} | " + _versus_cells(bf16, fp32, mimic["model"]))
     differences = {p: [bf16["gain"][p] - fp32["gain"][p] for bf16, fp32 in pairs.values()
-                       if bf16["gain"].get(p) is not None and fp32["gain"].get(p) is not None] for p in PRECISION_SHOWN}
+                       if bf16["gain"].get(p) is not None and fp32["gain"].get(p) is not None] for p in SIDE_BY_SIDE}
     shown = [f"{p} {sum(d) / len(d):+.2f} dB" for p, d in differences.items() if d]
     speed = sum(fp32["seconds"] for _, fp32 in pairs.values()) / sum(bf16["seconds"] for bf16, _ in pairs.values())
     lines += ["", f"Mean gain difference, bf16 − float32: {', '.join(shown)}; float32 takes {speed:.2f}x the time."]

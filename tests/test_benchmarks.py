@@ -327,7 +327,7 @@ def test_quality_max_is_added_beside_the_default(tmp_path, monkeypatch):
     class Result:
         stats = Stats()
 
-    def fake_protect(image: np.ndarray, options: dict):
+    def fake_protect(image: np.ndarray, options: dict, precision_setting: str | None = None):
         seen_options.append(options)
         stripes = np.where(np.arange(image.shape[1]) % 2, 3, -3)[None, :, None]
         return Result(), (np.clip(image.astype(int) + stripes, 0, 255) / 255).astype(np.float32), 5.0
@@ -372,7 +372,7 @@ def test_a_rerun_can_keep_the_ceilings_of_the_finished_run(tmp_path, monkeypatch
         class stats:  # noqa: N801
             steps, dtype = 7, "float32"
 
-    def fake_protect(image: np.ndarray, options: dict):
+    def fake_protect(image: np.ndarray, options: dict, precision_setting: str | None = None):
         stripes = np.where(np.arange(image.shape[1]) % 2, 3, -3)[None, :, None]
         return Result(), (np.clip(image.astype(int) + stripes, 0, 255) / 255).astype(np.float32), 5.0
 
