@@ -90,7 +90,7 @@ def _precision_note(meta: dict, runs: list[dict]) -> str:
     report = [m["report_seconds"] for m in runs if "report_seconds" in m]
     if report:
         note += (f"; the AI's-eye report the plug-ins show adds {_mean(report):.1f} s (float32, not in the time; "
-                 "`FIXATIVE_MIMIC_REPORT=off` skips it)")
+                 "`--ai-report off` skips it)")
     return note
 
 

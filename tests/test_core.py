@@ -79,6 +79,26 @@ def test_deterministic_for_a_seed(fixative_home):
     assert not np.array_equal(a, c)
 
 
+@pytest.mark.parametrize("ai_report", ["summary", "off"])
+def test_progress_and_eta_cover_the_ai_eye_report(fixative_home, ai_report):
+    """The report after the steps takes about as long as they do at 512²: the ETA during the steps
+    counts it, and it moves the bar itself instead of leaving it at the end while it runs."""
+    seen: list[fixative.Progress] = []
+    fixative.protect(painting(size=64), {**QUICK, "steps": 4, "ai_report": ai_report}, progress=seen.append)
+    fractions = [p.fraction for p in seen]
+    assert fractions == sorted(fractions) and fractions[0] == 0.0 and fractions[-1] == 1.0
+    last_step = [p for p in seen if p.stage.startswith("optimising (step 4/4")][0]
+    measuring = [p for p in seen if p.stage == "measuring what a mimic's model sees"]
+    if ai_report == "off":
+        assert last_step.eta_s == 0 and last_step.fraction == pytest.approx(0.92) and not measuring
+        return
+    assert last_step.eta_s > 0 and last_step.fraction < 0.92  # the bar keeps room for the report
+    # one update as it starts, then one per preprocessing (resize512, + JPEG 75), with an ETA of its own
+    assert len(measuring) == 3 and measuring[0].fraction < measuring[1].fraction < measuring[2].fraction
+    assert measuring[2].fraction == pytest.approx(0.99) and measuring[2].eta_s == 0
+    assert measuring[1].eta_s > 0
+
+
 def test_progress_reports_and_cancel(fixative_home):
     seen: list[fixative.Progress] = []
     fixative.protect(painting(size=48), {**QUICK, "steps": 3}, progress=seen.append)

@@ -48,7 +48,7 @@ def test_large_image_keeps_protection_at_training_resolutions(fixative_home):
 
     with Image.open(ART / "shipwreck_turner_1805.jpg") as im:
         original = np.asarray(im.convert("RGB").resize((1280, 854), Image.Resampling.LANCZOS)).copy()
-    result = fixative.protect(original, {"quality": "fast"})
+    result = fixative.protect(original, {"quality": "fast", "ai_report": "full"})
     rows = {(r["preprocess"], r["model"]): r for r in result.stats.mimicry["rows"]}
     print(result.stats.summary)
     assert result.stats.psnr >= 35.0

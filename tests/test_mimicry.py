@@ -182,6 +182,32 @@ def test_protect_reports_what_a_person_and_the_model_see(fixative_home):
     assert before.shape == after.shape == (64, 64, 3) and not np.array_equal(before, after)
 
 
+def test_report_levels_measure_the_1024_pair_only_when_asked(fixative_home):
+    """summary: the two 512 rows the plug-ins show; full: the same rows, same numbers, plus the 1024 pair
+    (a 640 px long side is over 512); off: nothing; an unknown level is an error, not a silent summary."""
+    image = painting(size=(640, 64)).astype(np.float32) / 255  # 640 wide, 64 high
+    cloaked = np.clip(image + np.random.default_rng(1).normal(0, 0.02, image.shape), 0, 1).astype(np.float32)
+    summary, line = mimicry.report_for(image, cloaked, ["taef2"], "summary")
+    full, full_line = mimicry.report_for(image, cloaked, ["taef2"])  # the default level is the summary
+    assert full == summary and full_line == line
+    full, full_line = mimicry.report_for(image, cloaked, ["taef2"], "full")
+    rows = {(r["preprocess"], r["model"]): r for r in summary["rows"]}
+    full_rows = {(r["preprocess"], r["model"]): r for r in full["rows"]}
+    assert {p for p, _ in rows} == set(mimicry.HEADLINE)
+    assert {p for p, _ in full_rows} == {*mimicry.HEADLINE, "resize1024", "resize1024+jpeg75"}
+    assert all(full_rows[key] == row for key, row in rows.items()) and full_line == line
+    assert mimicry.report_for(image, cloaked, ["taef2"], "off") == (None, None)
+    with pytest.raises(ValueError, match="unknown report level"):
+        mimicry.report_for(image, cloaked, ["taef2"], "everything")
+
+
+def test_protect_without_the_ai_report(fixative_home):
+    from fixative import protect
+
+    stats = protect(painting(size=48), {"steps": 1, "quality": "fast", "ai_report": "off"}).stats
+    assert stats.mimicry is None and stats.summary is None and stats.options["ai_report"] == "off"
+
+
 def test_preview_strip_shows_original_both_ai_views_and_target(fixative_home):
     from fixative import protect
     from fixative.preview import make_preview

@@ -140,22 +140,79 @@ def build_targets(options: ProtectOptions, pixels: Pixels, model: ImageEncoder, 
     return targets
 
 
+REPORT_TIME_RATIO = {True: 2.4, False: 1.35}
+"""Seconds the float32 AI's-eye report spends per measured pixel (``mimicry.measured_pixels``), as a
+multiple of an optimisation step's seconds per view pixel, with bf16 autocast steps (True) or not.
+Measured on a 2-core AVX512-BF16 CPU, default protect of a 512² painting: 2.4 against bf16 steps,
+1.35 against float32 steps (docs/metric.md, "What the report costs").
+Only the ETA and the progress bar's split use it; the report's own progress corrects it."""
+OPTIMISE_START, OPTIMISE_SPAN = 0.05, 0.87
+"""The progress bar: the optimisation runs from 5% over 87% of the bar, less the report's share."""
+
+
+def _smooth(old: float | None, new: float) -> float:
+    return new if old is None else 0.7 * old + 0.3 * new
+
+
 class _Clock:
-    """Progress with a smoothed ETA."""
+    """Progress with an ETA over the whole run: the optimisation's steps and the AI's-eye report after
+    them (as long as the optimisation on a 512² file), so the bar does not sit at the end while it runs."""
 
     def __init__(self, callback: ProgressCallback | None) -> None:
         self.callback = callback
-        self.start = time.perf_counter()
         self.step_seconds: float | None = None
+        self.seconds_per_pixel: float | None = None
+        self.steps_timed = 0
+        self.report_pixels, self.report_ratio = 0, 1.0
+        self.optimise_share = 1.0
+        """The optimisation's share of the bar after loading; fixed after the first step."""
 
-    def report(self, fraction: float, stage: str, remaining_steps: int | None = None) -> None:
-        if self.callback is None:
-            return
-        eta = None if remaining_steps is None or self.step_seconds is None else remaining_steps * self.step_seconds
-        self.callback(Progress(fraction=min(1.0, max(0.0, fraction)), stage=stage, eta_s=eta))
+    def expect_report(self, pixels: int, ratio: float) -> None:
+        """The report will measure ``pixels`` (mimicry.measured_pixels) at ``ratio`` (REPORT_TIME_RATIO)."""
+        self.report_pixels, self.report_ratio = pixels, ratio
 
-    def tick(self, seconds: float) -> None:
-        self.step_seconds = seconds if self.step_seconds is None else 0.7 * self.step_seconds + 0.3 * seconds
+    def report(self, fraction: float, stage: str, eta: float | None = None) -> None:
+        if self.callback is not None:
+            self.callback(Progress(fraction=min(1.0, max(0.0, fraction)), stage=stage, eta_s=eta))
+
+    def report_estimate(self) -> float | None:
+        """Seconds the AI's-eye report will take, from the steps' measured speed."""
+        if self.seconds_per_pixel is None:
+            return None
+        return self.seconds_per_pixel * self.report_pixels * self.report_ratio
+
+    def tick(self, seconds: float, pixels: int, steps: int) -> None:
+        """One optimisation step took ``seconds`` for ``pixels`` view pixels (of ``steps`` in all)."""
+        self.steps_timed += 1
+        if self.steps_timed == 2:  # the first step warms the kernels up (several times slower): forget it
+            self.step_seconds = self.seconds_per_pixel = None
+        self.step_seconds = _smooth(self.step_seconds, seconds)
+        self.seconds_per_pixel = _smooth(self.seconds_per_pixel, seconds / max(1, pixels))
+        if self.steps_timed == 1:  # once, so the bar never moves backwards; a ratio of times, so the
+            optimise = steps * self.step_seconds  # warm-up's slowness cancels out of it
+            self.optimise_share = optimise / (optimise + (self.report_estimate() or 0.0))
+
+    def optimising(self, step: int, steps: int, stage: str) -> None:
+        eta = (steps - step) * (self.step_seconds or 0.0) + (self.report_estimate() or 0.0)
+        self.report(self.optimise_end * step / steps + OPTIMISE_START * (1 - step / steps), stage, eta)
+
+    @property
+    def optimise_end(self) -> float:
+        return OPTIMISE_START + OPTIMISE_SPAN * self.optimise_share
+
+    def measuring(self, stage: str, offset: float) -> None:
+        """A short stage between the optimisation and the report (budget check, stats)."""
+        self.report(self.optimise_end + offset, stage, self.report_estimate())
+
+    def reporting(self) -> Callable[[float], None]:
+        """The report's progress callback: its share of the bar, and an ETA from its own speed."""
+        start, low, stage = time.perf_counter(), self.optimise_end + 0.04, "measuring what a mimic's model sees"
+        self.report(low, stage, self.report_estimate())
+
+        def on_progress(done: float) -> None:
+            spent = time.perf_counter() - start
+            self.report(low + (0.99 - low) * done, stage, spent * (1 - done) / done if done > 0 else None)
+        return on_progress
 
 
 def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_image: Any | None = None,
@@ -169,15 +226,19 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     except loading model weights once per process.
     """
     started = time.perf_counter()
-    options = ProtectOptions.coerce(options)
     clock = _Clock(progress)
+    clock.report(0.0, "loading models")
+    options = ProtectOptions.coerce(options)
     cancelled = cancel or (lambda: False)
     pixels = Pixels.from_input(image)
     if min(pixels.height, pixels.width) < MIN_SIDE:
         raise BadImage(f"The image is {pixels.width}×{pixels.height} pixels; Fixative protects images of at "
                        f"least {MIN_SIDE} pixels on each side.")
-    clock.report(0.0, "loading models")
     device, dtype = pick_device(options.device)
+    bf16 = use_cpu_autocast(device, dtype)
+    report_pixels = (sum(mimicry.measured_pixels(pixels.height, pixels.width, mimicry.REPORT_SETS[options.ai_report]))
+                     if mimicry.report_enabled(options.ai_report) else 0)
+    clock.expect_report(report_pixels, REPORT_TIME_RATIO[bf16])
     models = [load_encoder(name, str(device), dtype) for name in options.models]
     multiple = max(m.downscale for m in models)
     plan = search_plan(options.quality, pixels.height, pixels.width, on_cpu=device.type == "cpu")
@@ -196,7 +257,6 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
     targets = build_targets(options, pixels, models[0], artwork, main_view, style_image, anchor_images, device)
     if cancelled():
         raise Cancelled("protection was cancelled")
-    bf16 = use_cpu_autocast(device, dtype)
     weights = current_objective()
     if options.robustness == "off":  # the image exactly as it is: no re-encode either
         weights = replace(weights, real_jpeg_probability=0.0)
@@ -213,26 +273,26 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
             step_loss += objective.add_gradient(optimizer, view, chain, noise_generator) / plan.views_per_step
             views.append(view)
         optimizer.step(step, _covering_region(views))
-        clock.tick(time.perf_counter() - step_start)
-        clock.report(0.05 + 0.85 * step / steps, f"optimising (step {step}/{steps}, loss {step_loss:.3f})",
-                     steps - step)
+        clock.tick(time.perf_counter() - step_start, sum(v.out_h * v.out_w for v in views), steps)
+        clock.optimising(step, steps, f"optimising (step {step}/{steps}, loss {step_loss:.3f})")
 
-    clock.report(0.92, "checking the perceptual budget")
+    clock.measuring("checking the perceptual budget", 0.0)
     delta, _ = enforce_floors(artwork, optimizer.delta, budget)
     protected_float = round_within_floor(
         pixels.colour, delta, budget,
         lambda d: pixels.restored_float((artwork + d).clamp(0, 1)[0].permute(1, 2, 0).cpu().numpy()))
     protected_tensor = torch.from_numpy(protected_float).permute(2, 0, 1)[None].to(device)
 
-    clock.report(0.95, "measuring the protection")
+    clock.measuring("measuring the protection", 0.02)
     stats = _stats(options, pixels, artwork, protected_tensor, objective, budget, started,
                    steps=steps, device=device, dtype=dtype)
-    clock.report(0.97, "measuring what a mimic's model sees")
-    stats.mimicry, stats.summary = mimicry.report_for(pixels.colour, protected_float, options.models)
+    if report_pixels:
+        stats.mimicry, stats.summary = mimicry.report_for(pixels.colour, protected_float, options.models,
+                                                          options.ai_report, clock.reporting())
     result = ProtectResult(image=pixels.restore(protected_float), stats=stats,
                            original_rgb=pixels.colour, protected_rgb=protected_float)
     result.renderer = _Renderer(models, targets, artwork, protected_tensor, main_view)
-    clock.report(1.0, "done", 0)
+    clock.report(1.0, "done", 0.0)
     return result
 
 

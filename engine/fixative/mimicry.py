@@ -46,14 +46,19 @@ def resize_long_side(image: np.ndarray, long_side: int) -> np.ndarray:
     Smaller files are not upscaled: an upscale adds nothing a cloak could be asked to survive, and
     it would make measuring a thumbnail cost as much as measuring a 512² image."""
     h, w = image.shape[:2]
-    scale = min(1.0, long_side / max(h, w))
-    size = (max(SIZE_MULTIPLE, round(h * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE),
-            max(SIZE_MULTIPLE, round(w * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE))
+    size = resized_size(h, w, long_side)
     if size == (h, w):
         return image
     tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
     out = F.interpolate(tensor, size=size, mode="bilinear", antialias=True, align_corners=False)
     return out[0].permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+def resized_size(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """(h, w) that ``resize_long_side`` gives an image of this size."""
+    scale = min(1.0, long_side / max(height, width))
+    return (max(SIZE_MULTIPLE, round(height * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE),
+            max(SIZE_MULTIPLE, round(width * scale / SIZE_MULTIPLE) * SIZE_MULTIPLE))
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -113,8 +118,15 @@ above 512 (a 1024 bucket on a small file is an upscale, which no cloak can be as
 HEADLINE = ("resize512", "resize512+jpeg75")
 """The two numbers a person sees first: what survives the training resize, and resize + JPEG 75."""
 REPORT_ENV = "FIXATIVE_MIMIC_REPORT"
-REPORT_SET = ("resize512", "resize512+jpeg75", "resize1024", "resize1024+jpeg75")
-"""The smaller set the protect report measures (the benchmarks and `evaluate` use all of P)."""
+"""``off`` skips the protect report whatever the options say (the benchmarks time the optimisation)."""
+REPORT_SETS: dict[str, tuple[str, ...]] = {
+    "summary": HEADLINE,
+    "full": (*HEADLINE, "resize1024", "resize1024+jpeg75"),
+    "off": (),
+}
+"""What the protect report measures at each ``ai_report`` level (the benchmarks and `evaluate` use all
+of P). The summary is what the plug-ins show; the 1024 pair costs four times the summary on a 1024²
+file, so it is measured only when asked for."""
 
 
 def preprocessing_for(height: int, width: int, names: tuple[str, ...] | list[str] | None = None) -> list[str]:
@@ -123,6 +135,13 @@ def preprocessing_for(height: int, width: int, names: tuple[str, ...] | list[str
     if unknown:
         raise ValueError(f"unknown preprocessing {unknown}; known: {', '.join(PREPROCESSING)}")
     return [n for n in names if not (n.startswith("resize1024") and max(height, width) <= 512)]
+
+
+def measured_pixels(height: int, width: int, names: tuple[str, ...] | list[str] | None = None) -> list[int]:
+    """Per preprocessing measured on a file of this size: the pixels each encoder (and decoder) sees,
+    three images (original, cloak, noise control) at the training size. The report's time goes with it."""
+    return [3 * math.prod(resized_size(height, width, 1024 if "resize1024" in name else 512))
+            for name in preprocessing_for(height, width, names)]
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -285,11 +304,12 @@ def _rgb(image: np.ndarray) -> np.ndarray:
 
 def measure(original: np.ndarray, protected: np.ndarray, models: list[ImageEncoder],
             held_out: set[str] | frozenset[str] = frozenset(), preprocess: list[str] | tuple[str, ...] | None = None,
-            ) -> MimicReport:
+            on_progress: Callable[[float], None] | None = None) -> MimicReport:
     """The AI's-eye metric of ``protected`` vs ``original`` (float RGB (H, W, 3) in [0, 1]).
 
     ``models``: loaded encoders (those with a decoder also give the AI's-eye PSNR/SSIM and gain);
-    ``held_out``: names of encoders the cloak was not optimised against (reported as such)."""
+    ``held_out``: names of encoders the cloak was not optimised against (reported as such);
+    ``on_progress(fraction)`` after each preprocessing, the fraction of ``measured_pixels`` done."""
     original, protected = _rgb(original), _rgb(protected)
     if original.shape != protected.shape:
         raise ValueError(f"image sizes differ: {original.shape} vs {protected.shape}")
@@ -298,7 +318,9 @@ def measure(original: np.ndarray, protected: np.ndarray, models: list[ImageEncod
     report = MimicReport(file_psnr=round(psnr(original, protected), 3), file_ssim=round(ssim_torch(a, b), 5),
                          noise_sigma=round(sigma, 6))
     h, w = original.shape[:2]
-    for name in preprocessing_for(h, w, preprocess):
+    names = preprocessing_for(h, w, preprocess)
+    pixels = measured_pixels(h, w, names)
+    for index, name in enumerate(names):
         seen = [PREPROCESSING[name](image) for image in (original, protected, noisy)]
         for model in models:
             clean, cloaked, control = (encode_image(model, image) for image in seen)
@@ -312,6 +334,8 @@ def measure(original: np.ndarray, protected: np.ndarray, models: list[ImageEncod
                 row.noise_ssim = round(ssim_torch(clean_view, control_view), 5)
                 row.gain_db = _round(gain_db(row.noise_psnr, row.ai_psnr))
             report.rows.append(row)
+        if on_progress is not None:
+            on_progress(sum(pixels[:index + 1]) / sum(pixels))
     return report
 
 
@@ -354,18 +378,27 @@ def available_models(optimised: list[str], device: str = "cpu", dtype: torch.dty
     return models, held_out
 
 
-def report_for(original: np.ndarray, protected: np.ndarray, optimised: list[str]) -> tuple[dict | None, str | None]:
-    """(JSON-safe metric, one-line summary) for the protect report: REPORT_SET, every encoder on disk.
-
-    A failure here must never lose a finished protection: it is reported in the summary instead.
-    ``FIXATIVE_MIMIC_REPORT=off`` skips it (about 6 decoder passes at the training size)."""
+def report_enabled(level: str) -> bool:
+    """Whether the protect report at ``level`` measures anything (``FIXATIVE_MIMIC_REPORT=off`` overrides)."""
     import os
 
-    if os.environ.get(REPORT_ENV, "").strip().lower() in ("off", "0", "no"):
+    if level not in REPORT_SETS:
+        raise ValueError(f"unknown report level {level!r}; known: {', '.join(REPORT_SETS)}")
+    return bool(REPORT_SETS[level]) and os.environ.get(REPORT_ENV, "").strip().lower() not in ("off", "0", "no")
+
+
+def report_for(original: np.ndarray, protected: np.ndarray, optimised: list[str], level: str = "summary",
+               on_progress: Callable[[float], None] | None = None) -> tuple[dict | None, str | None]:
+    """(JSON-safe metric, one-line summary) for the protect report: REPORT_SETS[level], every encoder on disk.
+
+    A failure here must never lose a finished protection: it is reported in the summary instead.
+    ``level`` "off" or ``FIXATIVE_MIMIC_REPORT=off`` skips it (the summary costs about six decoder
+    passes at the training size)."""
+    if not report_enabled(level):
         return None, None
     try:
         models, held_out = available_models(optimised)
-        report = measure(original, protected, models, held_out, REPORT_SET)
+        report = measure(original, protected, models, held_out, REPORT_SETS[level], on_progress)
     except Exception as exc:  # noqa: BLE001 - the report is optional, the protected image is not
         return None, f"AI's-eye metric unavailable: {type(exc).__name__}: {exc}"
     return report.as_dict(), report.summary()

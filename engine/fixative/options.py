@@ -29,6 +29,7 @@ Intensity = Literal["low", "default", "high"]
 Quality = Literal["fast", "default", "max"]
 Robustness = Literal["off", "standard", "strong"]
 Device = Literal["auto", "cpu", "cuda", "mps"]
+AiReport = Literal["summary", "full", "off"]
 
 POISON_MODES = ["poison", "both"]
 STYLE_MODES = ["style", "both"]
@@ -119,6 +120,17 @@ class ProtectOptions(BaseModel):
                             ge=1, le=2000)
     pipeline: str | None = _ui(None, label="Pipeline", help="Diffusers pipeline (repo id or folder) for "
                                "img2img style targets and text-to-image poison anchors", dialog=False)
+    ai_report: AiReport = _ui("summary", label="AI's-eye report", help="What each run then measures of what "
+                              "a mimic's model sees (docs/metric.md): summary (resize to 512, and + JPEG 75; "
+                              "the result line), full (also the 1024 training size for files over 512 px: about "
+                              "5x the summary's time on a 1024² file) or off",
+                              dialog=False, choices=[
+        # Times: a 2-core CPU with TAEF2 and TAESana on disk (docs/metric.md, "What the report costs").
+        ("summary", "Summary", "Resize to 512, then also JPEG 75: the result line's numbers (about 12 s)"),
+        ("full", "Full", "Also resize to 1024 and 1024 + JPEG 75, for files over 512 pixels (a 1024² "
+                         "file: about 60 s instead of 12)"),
+        ("off", "Off", "Measure nothing"),
+    ])
     strip_location: bool = _ui(False, label="Strip location", help="Drop GPS data from EXIF when writing "
                                "the file", dialog=False)
     optout_metadata: bool = _ui(True, label="Opt-out metadata", help="Write the XMP 'Data Mining: "

@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     files = parser.add_argument_group("files")
     files.add_argument("--save-target", metavar="PATH", help="write the target image aimed at (single input)")
     files.add_argument("--preview", metavar="PATH", help="write original | AI's-eye view before | after | target (training size)")
-    files.add_argument("--report", metavar="FILE.json", help="write the stats of every file as JSON")
+    files.add_argument("--report", metavar="FILE.json", help="write the stats of every file as JSON (with the AI's-eye rows --ai-report asks for)")
     files.add_argument("--max-pixels", type=float, default=400e6, help="refuse larger images (default 400 MP)")
     parser.set_defaults(func=run)
 
