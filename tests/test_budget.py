@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from fixative.budget import BUDGETS, SSIM_MARGIN, enforce_floors
@@ -54,3 +55,26 @@ def test_a_cloak_within_both_floors_is_left_alone():
     delta = 0.001 * torch.randn(image.shape, generator=torch.Generator().manual_seed(3))
     shrunk, factor = enforce_floors(image, delta, budget)
     assert factor == 1.0 and shrunk is delta
+
+
+def test_ssim_matches_a_float64_reference_with_the_two_dimensional_window():
+    """ssim_torch's separable box mean (row pass, then column pass) against the textbook formula with a
+    7×7 window in float64: a wrong window size or a missed pass would be far off."""
+    import torch.nn.functional as F
+
+    generator = torch.Generator().manual_seed(3)
+    a = torch.rand(1, 3, 40, 56, generator=generator)
+    b = (a + 0.3 * torch.randn(1, 3, 40, 56, generator=generator)).clamp(0, 1)
+    x, y = a.double(), b.double()
+
+    def box(t: torch.Tensor) -> torch.Tensor:
+        return F.avg_pool2d(t, 7, 1)
+
+    mu_x, mu_y = box(x), box(y)
+    var_x, var_y, cov = box(x * x) - mu_x**2, box(y * y) - mu_y**2, box(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    reference = float((((2 * mu_x * mu_y + c1) * (2 * cov + c2))
+                       / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))).mean())
+    assert ssim_torch(a, b) == pytest.approx(reference, abs=1e-5)
+    assert reference < 0.9 and ssim_torch(a, a) == pytest.approx(1.0, abs=1e-6)
+    assert abs(ssim_torch(a, b, window=5) - reference) > 1e-3  # the window size shows in the number
