@@ -130,11 +130,13 @@ def run_mimic(config: BenchConfig, log: Log, done: dict | None = None,
         for intensity in sorted(intensities, key=lambda i: i != "default"):
             options = {"models": [MODEL], "intensity": intensity, "quality": config.quality, "device": "cpu",
                        "seed": 0, **({"steps": config.fixative_steps} if config.fixative_steps else {})}
-            result, measured = protect_and_measure(image, options, models, held_out)
+            result, measured, protected = protect_and_measure(image, options, models, held_out)
             if intensity == "default":
                 entry["default"] = measured
+                if index == 0:  # what the artist waits for after the steps, at each report level
+                    entry["report_seconds"] = report_times(original, protected)
                 if ran_bf16(result):  # bf16 autocast must not cost protection: the same run in float32
-                    _, entry["default_fp32"] = protect_and_measure(image, options, models, held_out, "fp32")
+                    entry["default_fp32"] = protect_and_measure(image, options, models, held_out, "fp32")[1]
                     log(f"mimic {name} default in float32: {entry['default_fp32']['seconds']:.1f}s; "
                         f"{entry['default_fp32']['summary']}")
             else:
@@ -157,14 +159,38 @@ def run_mimic(config: BenchConfig, log: Log, done: dict | None = None,
 
 
 def protect_and_measure(image: np.ndarray, options: dict, models: list, held_out: set,
-                        precision_setting: str | None = None) -> tuple[object, dict]:
-    """protect() timed and its AI's-eye metric measured: (result, measured row with seconds, steps, dtype)."""
+                        precision_setting: str | None = None) -> tuple[object, dict, np.ndarray]:
+    """protect() timed and its AI's-eye metric measured: (result, measured row with seconds, steps, dtype,
+    the protected image as float RGB)."""
     from benchmarks.strength import run_fixative
 
     result, protected, seconds = run_fixative(image, options, precision_setting)
     measured = _row_dict(mimicry.measure(image.astype(np.float32) / 255, protected, models, held_out))
     measured.update(seconds=round(seconds, 2), steps=result.stats.steps, dtype=result.stats.dtype)
-    return result, measured
+    return result, measured, protected
+
+
+def report_times(original: np.ndarray, protected: np.ndarray) -> dict[str, float]:
+    """Seconds of the AI's-eye report after a protect of this file, at each ``ai_report`` level that
+    measures something: what the artist waits for after the steps."""
+    from benchmarks.strength import time_protect_report
+
+    return {level: round(time_protect_report(original, protected, level), 2) for level in ("summary", "full")}
+
+
+def add_report_times(results_path: Path, log: Log) -> None:
+    """The report times after a default protect of the first painting, added to a finished run's JSON
+    (``run_mimic`` measures them too)."""
+    results = json.loads(results_path.read_text())
+    mimic = results["mimic"]
+    name = next(iter(mimic["paintings"]))
+    image = load_painting(name, mimic["side"])
+    options = {"models": [MODEL], "intensity": "default", "device": "cpu", "seed": 0}
+    protected = protect_and_measure(image, options, *mimicry.available_models([MODEL]))[2]
+    times = report_times(image.astype(np.float32) / 255, protected)
+    mimic["paintings"][name]["report_seconds"] = times
+    log(f"mimic {name} report: {times}")
+    results_path.write_text(json.dumps(results, indent=1))
 
 
 def ceilings_of(results: dict, side: int) -> dict[str, dict]:
@@ -213,7 +239,7 @@ def add_quality(results_path: Path, quality: str, names: list[str], log: Log) ->
     for name in names:
         image = load_painting(name, mimic["side"])
         options = {"models": [MODEL], "intensity": "default", "quality": quality, "device": "cpu", "seed": 0}
-        _, measured = protect_and_measure(image, options, models, held_out)
+        measured = protect_and_measure(image, options, models, held_out)[1]
         mimic["paintings"][name][f"quality_{quality}"] = measured
         log(f"mimic {name} quality {quality}: {measured['seconds']:.1f}s; {measured['summary']}")
         results_path.write_text(json.dumps(results, indent=1))
@@ -309,7 +335,7 @@ def section(mimic: dict) -> str:
                   + (f" (measured on {ceiling['measured_on']}, kept by `--keep-ceilings`)" if ceiling.get("measured_on")
                      else "")
                   + f": {ceiling['seconds']:.1f} s, file PSNR {ceiling['file_psnr']:.2f} dB, "
-                  f"SSIM {ceiling['file_ssim']:.4f}.",
+                  f"SSIM {ceiling['file_ssim']:.4f}." + _report_note(entry.get("report_seconds")),
                   "", "| preprocessing | gain default (dB) | gain ceiling (dB) | default / ceiling | "
                   + " | ".join(f"shift {m}" for m in _models(default)) + " |",
                   "|---|---|---|---|" + "---|" * len(_models(default))]
@@ -360,6 +386,13 @@ SIDE_BY_SIDE = ("resize512", "resize512+jpeg75", "resize1024", "resize1024+jpeg7
 _VERSUS_RULE = "---|" * (len(SIDE_BY_SIDE) + 2)
 
 
+def _report_note(seconds: dict | None) -> str:
+    if not seconds:
+        return ""
+    return (f" After the default, the AI's-eye report takes {seconds['summary']:.1f} s (`summary`, the rows the "
+            f"plug-ins show) or {seconds['full']:.1f} s (`--ai-report full`, also the 1024 pair for files over 512).")
+
+
 def _versus_header(model: str) -> str:
     return " | ".join(f"gain {p}" for p in SIDE_BY_SIDE) + f" | shift {model} (512 + JPEG) | file PSNR |"
 
@@ -400,7 +433,8 @@ def _models(measured: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.mimic [--ceiling-side 1024 [--steps N]] [--quality max] [--painting NAME ...]``."""
+    """``python -m benchmarks.mimic [--ceiling-side 1024 [--steps N]] [--quality max] [--report-times]
+    [--painting NAME ...]``."""
     parser = argparse.ArgumentParser(description="Add measurements to a finished run's AI's-eye section: "
                                      "the ceiling through another resize, or Fixative at another quality.")
     parser.add_argument("--ceiling-side", type=int, default=None,
@@ -409,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=100, help="steps of that ceiling")
     parser.add_argument("--quality", choices=("fast", "max"), default=None,
                         help="measure the default intensity at this search quality too")
+    parser.add_argument("--report-times", action="store_true",
+                        help="only time the AI's-eye report at each level after a default protect of the first painting")
     parser.add_argument("--painting", action="append", help="painting file name (default: every painting in the run)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/full.json"))
     args = parser.parse_args(argv)
@@ -420,6 +456,9 @@ def main(argv: list[str] | None = None) -> int:
     import os
 
     os.environ.setdefault("FIXATIVE_MIMIC_REPORT", "off")  # as in benchmarks.run: times are the optimisation's
+    if args.report_times:
+        add_report_times(args.json, log)
+        return 0
     if args.quality:
         add_quality(args.json, args.quality, names, log)
     if args.ceiling_side or not args.quality:

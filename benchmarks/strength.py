@@ -62,15 +62,16 @@ def run_fixative(image: np.ndarray, options: dict, precision_setting: str | None
     return result, np.asarray(result.image, dtype=np.float32) / 255, seconds
 
 
-def time_protect_report(original: np.ndarray, protected: np.ndarray) -> float:
-    """Seconds the AI's-eye report of a protect run takes (``fixative.mimicry.report_for``, which the
-    benchmarks switch off in their timed runs, switched on for this call): the artist waits for it too."""
+def time_protect_report(original: np.ndarray, protected: np.ndarray, level: str = "summary") -> float:
+    """Seconds the AI's-eye report of a protect run takes at ``level`` (``fixative.mimicry.report_for``,
+    which the benchmarks switch off in their timed runs, switched on for this call): the artist waits
+    for it too."""
     from fixative import mimicry
 
     with mock.patch.dict(os.environ, {mimicry.REPORT_ENV: "on"}):
         mimicry.available_models([MODEL])  # loaded once per process, as in the engine: not part of the time
         started = time.perf_counter()
-        report, summary = mimicry.report_for(original, protected, [MODEL])
+        report, summary = mimicry.report_for(original, protected, [MODEL], level)
         seconds = time.perf_counter() - started
     if report is None:
         raise RuntimeError(f"the protect report failed: {summary}")

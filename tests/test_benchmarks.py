@@ -84,6 +84,7 @@ def test_small_run_produces_every_number_finite(small_run):
     assert mimic["ladder"]["low"]["file_psnr"] > mimic["ladder"]["high"]["file_psnr"]
     first = next(iter(strength["paintings"].values()))["methods"]["fixative-default"]
     assert first["report_seconds"] > 0  # what the artist waits for beyond the timed optimisation
+    assert set(entry["report_seconds"]) == {"summary", "full"} and min(entry["report_seconds"].values()) > 0
     bf16 = entry["default"]["dtype"].startswith("bfloat16")
     assert bf16 == results["meta"]["native_bf16"]  # auto precision: bf16 exactly where the CPU has it
     assert ("default_fp32" in entry) == bf16 and ("seconds_fp32" in first) == bf16
@@ -108,6 +109,8 @@ def test_small_run_writes_markdown_plots_and_previews(small_run):
         assert target["name"] in markdown
     for text in ("## What a mimic's model sees", "### Goals (issue 13", "### Intensity ladder", "gain ceiling"):
         assert text in markdown
+    (entry,) = results["mimic"]["paintings"].values()
+    assert f"the AI's-eye report takes {entry['report_seconds']['summary']:.1f} s (`summary`" in markdown
     images = sorted((out / "img").glob("bench-*.png"))
     names = {p.name for p in images}
     assert {"bench-robustness.png", "bench-scale.png"} <= names
