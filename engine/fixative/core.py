@@ -145,7 +145,8 @@ REPORT_TIME_RATIO = {True: 2.4, False: 1.35}
 multiple of an optimisation step's seconds per view pixel, with bf16 autocast steps (True) or not.
 Measured on a 2-core AVX512-BF16 CPU, default protect of a 512² painting: 2.4 against bf16 steps,
 1.35 against float32 steps (docs/metric.md, "What the report costs").
-Only the ETA and the progress bar's split use it; the report's own progress corrects it."""
+Only the ETA and the progress bar's split use it; the report's own progress corrects it, as it must on
+a GPU, where the steps are fast and the report still runs on the CPU (``mimicry.available_models``)."""
 OPTIMISE_START, OPTIMISE_SPAN = 0.05, 0.87
 """The progress bar: the optimisation runs from 5% over 87% of the bar, less the report's share."""
 
@@ -194,7 +195,7 @@ class _Clock:
 
     def optimising(self, step: int, steps: int, stage: str) -> None:
         eta = (steps - step) * (self.step_seconds or 0.0) + (self.report_estimate() or 0.0)
-        self.report(self.optimise_end * step / steps + OPTIMISE_START * (1 - step / steps), stage, eta)
+        self.report(OPTIMISE_START + (self.optimise_end - OPTIMISE_START) * step / steps, stage, eta)
 
     @property
     def optimise_end(self) -> float:
