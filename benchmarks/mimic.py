@@ -181,12 +181,14 @@ def report_times(original: np.ndarray, protected: np.ndarray) -> dict[str, float
 def add_report_times(results_path: Path, log: Log) -> None:
     """The report times after a default protect of the first painting, added to a finished run's JSON
     (``run_mimic`` measures them too)."""
+    from benchmarks.strength import run_fixative
+
     results = json.loads(results_path.read_text())
     mimic = results["mimic"]
     name = next(iter(mimic["paintings"]))
     image = load_painting(name, mimic["side"])
     options = {"models": [MODEL], "intensity": "default", "device": "cpu", "seed": 0}
-    protected = protect_and_measure(image, options, *mimicry.available_models([MODEL]))[2]
+    _, protected, _ = run_fixative(image, options)  # only the pixels: the metric was measured by the run
     times = report_times(image.astype(np.float32) / 255, protected)
     mimic["paintings"][name]["report_seconds"] = times
     log(f"mimic {name} report: {times}")

@@ -280,6 +280,32 @@ def _finished_run(tmp_path, gain: dict, shift: dict, seconds: float) -> tuple[st
     return name, measured, path
 
 
+def test_report_times_are_added_to_a_finished_run(tmp_path, monkeypatch):
+    """``python -m benchmarks.mimic --report-times`` protects the first painting once, times the real
+    AI's-eye report at both levels and the section prints them; the run's own metric is not measured again."""
+    from benchmarks import mimic as bench_mimic
+    from benchmarks import strength
+
+    name, _, path = _finished_run(tmp_path, {"resize512": 9.0}, {"resize512+jpeg75|taef2": 1.2}, seconds=2.0)
+    protected_runs = []
+
+    def fake_protect(image: np.ndarray, options: dict, precision_setting: str | None = None):
+        protected_runs.append(options)
+        stripes = np.where(np.arange(image.shape[1]) % 2, 3, -3)[None, :, None]
+        return None, (np.clip(image.astype(int) + stripes, 0, 255) / 255).astype(np.float32), 5.0
+
+    monkeypatch.setattr(strength, "run_fixative", fake_protect)
+    monkeypatch.setattr(bench_mimic, "protect_and_measure", lambda *a, **k: pytest.fail("the metric was measured"))
+    monkeypatch.setattr(bench_mimic, "ceiling_attack", lambda *a, **k: pytest.fail("no ceiling was asked for"))
+    monkeypatch.setenv("FIXATIVE_MIMIC_REPORT", "off")  # main() sets it for the process; keep it in this test
+    assert bench_mimic.main(["--json", str(path), "--report-times"]) == 0
+    assert len(protected_runs) == 1 and protected_runs[0]["intensity"] == "default"
+    saved = json.loads(path.read_text())["mimic"]
+    times = saved["paintings"][name]["report_seconds"]
+    assert set(times) == {"summary", "full"} and min(times.values()) > 0
+    assert f"the AI's-eye report takes {times['summary']:.1f} s (`summary`" in bench_mimic.section(saved)
+
+
 def test_ceiling_at_1024_is_added_to_a_finished_run(tmp_path, monkeypatch):
     """``python -m benchmarks.mimic --ceiling-side 1024`` measures the ceiling through that resize,
     stores it beside the run's numbers and the report sets it against the 1024 goals."""

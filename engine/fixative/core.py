@@ -237,8 +237,7 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
                        f"least {MIN_SIDE} pixels on each side.")
     device, dtype = pick_device(options.device)
     bf16 = use_cpu_autocast(device, dtype)
-    report_pixels = (sum(mimicry.measured_pixels(pixels.height, pixels.width, mimicry.REPORT_SETS[options.ai_report]))
-                     if mimicry.report_enabled(options.ai_report) else 0)
+    report_pixels = mimicry.report_pixels(pixels.height, pixels.width, options.ai_report)
     clock.expect_report(report_pixels, REPORT_TIME_RATIO[bf16])
     models = [load_encoder(name, str(device), dtype) for name in options.models]
     multiple = max(m.downscale for m in models)

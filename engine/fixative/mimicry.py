@@ -387,6 +387,12 @@ def report_enabled(level: str) -> bool:
     return bool(REPORT_SETS[level]) and os.environ.get(REPORT_ENV, "").strip().lower() not in ("off", "0", "no")
 
 
+def report_pixels(height: int, width: int, level: str) -> int:
+    """The pixels the protect report at ``level`` will measure on a file of this size (0: no report);
+    what its time goes with (``measured_pixels``)."""
+    return sum(measured_pixels(height, width, REPORT_SETS[level])) if report_enabled(level) else 0
+
+
 def report_for(original: np.ndarray, protected: np.ndarray, optimised: list[str], level: str = "summary",
                on_progress: Callable[[float], None] | None = None) -> tuple[dict | None, str | None]:
     """(JSON-safe metric, one-line summary) for the protect report: REPORT_SETS[level], every encoder on disk.
