@@ -340,6 +340,58 @@ def test_ceiling_at_1024_is_added_to_a_finished_run(tmp_path, monkeypatch):
     assert goal["measured"] == "+2.00 dB"  # no 1024 ceiling measured: nothing claimed
 
 
+def test_joint_ceiling_is_added_beside_the_default(tmp_path, monkeypatch):
+    """``python -m benchmarks.mimic --joint`` runs one ceiling through the resizes to 512 and 1024 at once,
+    stores it as ``ceiling_joint`` and the report counts the goals it and the default meet."""
+    from benchmarks import mimic as bench_mimic
+
+    name, _, path = _finished_run(tmp_path, {"resize512": 9.0, "resize512+jpeg75": 5.5, "resize1024": 2.0,
+                                             "resize1024+jpeg75": 1.0}, {"resize512+jpeg75|taef2": 1.2}, seconds=1.0)
+    calls = []
+
+    def attack(original: np.ndarray, steps: int, long_side: int = 512, **kwargs) -> np.ndarray:
+        calls.append((steps, long_side, kwargs.get("joint_sides")))
+        stripes = np.where(np.arange(original.shape[1]) % 2, 3, -3)[None, :, None] / 255
+        return np.clip(original + stripes, 0, 1).astype(np.float32)
+
+    monkeypatch.setattr(bench_mimic, "ceiling_attack", attack)
+    monkeypatch.setenv("FIXATIVE_MIMIC_REPORT", "off")
+    assert bench_mimic.main(["--json", str(path), "--joint", "--steps", "3"]) == 0
+    assert calls == [(3, 1024, (512, 1024))]
+    saved = json.loads(path.read_text())["mimic"]
+    entry = saved["paintings"][name]["ceiling_joint"]
+    assert entry["sides"] == [512, 1024] and entry["steps"] == 3 and entry["gain"]
+    assert "ceiling_1024" not in saved["paintings"][name]
+    entry["seconds"], entry["gain"] = 1.0, {"resize512": 12.0, "resize512+jpeg75": 4.0, "resize1024": 5.5,
+                                            "resize1024+jpeg75": 3.5}
+    markdown = bench_mimic.section(saved)
+    assert "### One cloak for both sizes: the joint ceiling" in markdown
+    assert f"| {name} | 1 | +12.00 / +9.00 | +4.00 / +5.50 | +5.50 / +2.00 | +3.50 / +1.00 | 3 / 2 |" in markdown
+    assert set(bench_mimic.ceilings_of({"mimic": saved}, 48)[name]) == {"ceiling", "ceiling_joint"}
+
+
+def test_joint_ceiling_attack_moves_the_latent_at_both_sizes():
+    """The real joint attack (TAEF2, a few steps on a small crop, through 32 and 64 long side) stays within
+    the PSNR floor in 8-bit levels and moves the model's latent more than equal-PSNR noise at both sizes."""
+    if not (MODELS / "taef2_encoder.pth").exists() or not ART.is_dir():
+        pytest.skip("../shared (models/taesd and art) must sit beside the checkout")
+    from benchmarks.data import load_painting
+    from benchmarks.mimic import ceiling_attack
+    from fixative import mimicry
+    from fixative.budget import BUDGETS
+
+    original = load_painting("starry_night_van_gogh_1889.jpg", 64).astype(np.float32) / 255
+    protected = ceiling_attack(original, 6, joint_sides=(32, 64))
+    assert mimicry.psnr(original, protected) >= BUDGETS["default"].min_psnr
+    assert np.array_equal(protected * 255, np.round(protected * 255))
+    noisy, _ = mimicry.equal_psnr_noise(original, protected)
+    models, _ = mimicry.available_models(["taef2"])
+    for side in (32, 64):
+        seen = [mimicry.resize_long_side(image, side) for image in (original, protected, noisy)]
+        clean, cloaked, control = (mimicry.encode_image(models[0], image) for image in seen)
+        assert float((cloaked - clean).norm()) > 1.5 * float((control - clean).norm()), side
+
+
 def test_quality_max_is_added_beside_the_default(tmp_path, monkeypatch):
     """``python -m benchmarks.mimic --quality max`` protects each painting at that quality, measures it
     like the default and the report sets the two side by side; no ceiling is run unless asked."""
