@@ -350,14 +350,14 @@ def test_joint_ceiling_is_added_beside_the_default(tmp_path, monkeypatch):
     calls = []
 
     def attack(original: np.ndarray, steps: int, long_side: int = 512, **kwargs) -> np.ndarray:
-        calls.append((steps, long_side, kwargs.get("joint_sides")))
+        calls.append((steps, long_side, kwargs.get("joint_sides"), kwargs.get("lean_first")))
         stripes = np.where(np.arange(original.shape[1]) % 2, 3, -3)[None, :, None] / 255
         return np.clip(original + stripes, 0, 1).astype(np.float32)
 
     monkeypatch.setattr(bench_mimic, "ceiling_attack", attack)
     monkeypatch.setenv("FIXATIVE_MIMIC_REPORT", "off")
     assert bench_mimic.main(["--json", str(path), "--joint", "--steps", "3"]) == 0
-    assert calls == [(3, 1024, (512, 1024))]
+    assert calls == [(3, 1024, (512, 1024), False)]
     saved = json.loads(path.read_text())["mimic"]
     entry = saved["paintings"][name]["ceiling_joint"]
     assert entry["sides"] == [512, 1024] and entry["steps"] == 3 and entry["gain"]
@@ -366,13 +366,25 @@ def test_joint_ceiling_is_added_beside_the_default(tmp_path, monkeypatch):
                                             "resize1024+jpeg75": 3.5}
     markdown = bench_mimic.section(saved)
     assert "### One cloak for both sizes: the joint ceiling" in markdown
-    assert f"| {name} | 1 | +12.00 / +9.00 | +4.00 / +5.50 | +5.50 / +2.00 | +3.50 / +1.00 | 3 / 2 |" in markdown
+    assert (f"| {name} | equal | 1 | +12.00 / +9.00 | +4.00 / +5.50 | +5.50 / +2.00 | +3.50 / +1.00 | 3 / 2 |"
+            in markdown)
     assert set(bench_mimic.ceilings_of({"mimic": saved}, 48)[name]) == {"ceiling", "ceiling_joint"}
 
+    path.write_text(json.dumps({"mimic": saved}))
+    assert bench_mimic.main(["--json", str(path), "--joint", "--lean-512", "--steps", "3"]) == 0
+    assert calls[-1] == (3, 1024, (512, 1024), True)
+    saved = json.loads(path.read_text())["mimic"]
+    lean = saved["paintings"][name]["ceiling_joint_lean512"]
+    assert lean["lean_512"] and not saved["paintings"][name]["ceiling_joint"]["lean_512"]
+    markdown = bench_mimic.section(saved)
+    assert f"| {name} | equal | 1 |" in markdown and f"| {name} | leaning to 512 + JPEG |" in markdown
 
-def test_joint_ceiling_attack_moves_the_latent_at_both_sizes():
-    """The real joint attack (TAEF2, a few steps on a small crop, through 32 and 64 long side) stays within
-    the PSNR floor in 8-bit levels and moves the model's latent more than equal-PSNR noise at both sizes."""
+
+@pytest.mark.parametrize("lean_first", [False, True])
+def test_joint_ceiling_attack_moves_the_latent_at_both_sizes(lean_first):
+    """The real joint attack (TAEF2, a few steps on a small crop, through 32 and 64 long side; equal or
+    leaning to the first size) stays within the PSNR floor in 8-bit levels and moves the model's latent
+    more than equal-PSNR noise at both sizes."""
     if not (MODELS / "taef2_encoder.pth").exists() or not ART.is_dir():
         pytest.skip("../shared (models/taesd and art) must sit beside the checkout")
     from benchmarks.data import load_painting
@@ -381,7 +393,7 @@ def test_joint_ceiling_attack_moves_the_latent_at_both_sizes():
     from fixative.budget import BUDGETS
 
     original = load_painting("starry_night_van_gogh_1889.jpg", 64).astype(np.float32) / 255
-    protected = ceiling_attack(original, 6, joint_sides=(32, 64))
+    protected = ceiling_attack(original, 6, joint_sides=(32, 64), lean_first=lean_first)
     assert mimicry.psnr(original, protected) >= BUDGETS["default"].min_psnr
     assert np.array_equal(protected * 255, np.round(protected * 255))
     noisy, _ = mimicry.equal_psnr_noise(original, protected)
