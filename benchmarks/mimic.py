@@ -513,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--painting", action="append", help="painting file name (default: every painting in the run)")
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/full.json"))
     args = parser.parse_args(argv)
+    if args.lean_512 and not args.joint:
+        parser.error("--lean-512 leans the joint ceiling: give --joint too")
     names = args.painting or list(json.loads(args.json.read_text())["mimic"]["paintings"])
 
     def log(message: str) -> None:
@@ -526,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quality:
         add_quality(args.json, args.quality, names, log)
-    if args.ceiling_side or not args.quality:
+    if args.ceiling_side or args.joint or not args.quality:
         add_ceiling_at(args.json, args.ceiling_side or 1024, args.steps, names, log, joint=args.joint,
                        lean_512=args.lean_512)
     return 0

@@ -378,6 +378,8 @@ def test_joint_ceiling_is_added_beside_the_default(tmp_path, monkeypatch):
     assert lean["lean_512"] and not saved["paintings"][name]["ceiling_joint"]["lean_512"]
     markdown = bench_mimic.section(saved)
     assert f"| {name} | equal | 1 |" in markdown and f"| {name} | leaning to 512 + JPEG |" in markdown
+    with pytest.raises(SystemExit):  # leaning without --joint would silently measure another ceiling
+        bench_mimic.main(["--json", str(path), "--lean-512"])
 
 
 @pytest.mark.parametrize("lean_first", [False, True])
