@@ -346,10 +346,11 @@ def section(mimic: dict) -> str:
              f"defaults against {mimic['model']}; held-out encoders (never optimised against): "
              f"{', '.join(mimic['held_out']) or 'none on disk'}. Gain = AI's-eye PSNR of equal-PSNR Gaussian "
              "noise minus the cloak's (dB, higher = the model sees the cloak more). Ceiling: an untargeted "
-             f"white-box Adam push on {mimic['model']} through the resize to 512 and real JPEG (every other "
-             f"step), {mimic['ceiling_steps']} steps, same budget; the default as a fraction of it. It is a "
-             "reference for what more search buys, not a bound: the default, which passes every view through "
-             "real JPEG, can beat it after JPEG.", "",
+             f"white-box Adam push on {mimic['model']}'s latent through the resize to 512 and real JPEG (every "
+             f"other step), {mimic['ceiling_steps']} steps, same budget; the default as a fraction of it. It is "
+             "a reference for what more search of the latent buys, not a bound: the default, which passes every "
+             "view through real JPEG and takes half of its push from the decoded view (what the metric "
+             "measures), can beat it.", "",
              "### Goals (issue 13, default intensity)", "", "| painting | goal | measured | result |", "|---|---|---|---|"]
     for g in goals(mimic):
         lines.append(f"| {g['painting']} | {g['goal']} | {g['measured']} | {'PASS' if g['passed'] else '**FAIL**'} |")

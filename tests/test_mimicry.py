@@ -244,3 +244,68 @@ def test_real_jpeg_straight_through_has_the_codecs_values_and_a_gradient():
     assert np.allclose(out.detach()[0].permute(1, 2, 0).numpy(), expected, atol=1e-5)
     out.sum().backward()
     assert image.grad is not None and float(image.grad.abs().sum()) > 0
+
+
+def test_decoded_push_keeps_the_latent_push_value_and_pushes_the_decoded_view_apart():
+    """decoded_push_loss: the value is the latent push's (so the loss the progress shows keeps its
+    meaning), the gradient is the decoded distance's, scaled so its size matches the latent push."""
+    from fixative.objectives import decoded_push_loss
+
+    weight = torch.randn(3, 2, generator=torch.Generator().manual_seed(0))
+    latent = torch.randn(4, 2, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+    clean_latent, clean_decoded = torch.zeros(4, 2), torch.zeros(4, 3)
+    latent_push = -((latent - clean_latent) ** 2).mean()
+    loss = decoded_push_loss(latent_push, latent @ weight.T, clean_decoded)
+    assert torch.isclose(loss, latent_push)
+    (grad,) = torch.autograd.grad(loss, latent)
+    distance = ((latent @ weight.T - clean_decoded) ** 2).mean()
+    (distance_grad,) = torch.autograd.grad(distance, latent)
+    expected = latent_push.item() / distance.item() * distance_grad
+    assert torch.allclose(grad, expected, atol=1e-6)
+    assert float((grad * distance_grad).sum()) < 0  # a descent step on the loss moves the decoded view away
+
+
+def test_the_default_push_moves_what_the_decoder_draws_more_than_a_latent_push(fixative_home, monkeypatch):
+    """The default objective takes half of its push from the decoded view: against the latent push alone,
+    the same steps change D(E(x′)) more for each unit of latent change (real TAEF2, 96² crop)."""
+    from dataclasses import replace
+
+    import fixative
+    from fixative import objectives
+    from fixative.models.registry import load_encoder
+
+    model = load_encoder("taef2", "cpu")
+    image = painting(size=96)
+    options = {"quality": "fast", "steps": 6, "robustness": "off", "ai_report": "off"}
+
+    def decoded_per_latent(protected: np.ndarray) -> float:
+        clean, cloaked = (mimicry.encode_image(model, a.astype(np.float32) / 255) for a in (image, protected))
+        decoded = [mimicry.decode_latent(model, z) for z in (clean, cloaked)]
+        return float(((decoded[1] - decoded[0]) ** 2).mean() / ((cloaked - clean) ** 2).mean())
+
+    assert objectives.OBJECTIVES[objectives.DEFAULT_OBJECTIVE].decoded_push_share == 0.5
+    calls = []
+    real_decode = type(model).decode
+    monkeypatch.setattr(type(model), "decode", lambda self, z: calls.append(z.requires_grad) or real_decode(self, z))
+    decoded_default = decoded_per_latent(fixative.protect(image, options).image)
+    assert any(calls), "the default objective never decoded a view with a gradient"
+    latent_only = replace(objectives.OBJECTIVES["mimic"], decoded_push_share=0.0)
+    monkeypatch.setitem(objectives.OBJECTIVES, "mimic", latent_only)
+    calls.clear()
+    decoded_latent_only = decoded_per_latent(fixative.protect(image, options).image)
+    assert not any(calls)
+    assert decoded_default > 1.1 * decoded_latent_only, (decoded_default, decoded_latent_only)
+
+
+def test_the_decoded_push_decodes_float_latents_on_a_half_precision_model():
+    """On a GPU the models run in bf16 / fp16 while latents are kept in float32: the decode casts them
+    (and keeps the gradient), instead of failing on the dtype."""
+    from fixative.core import _decode
+    from fixative.models.registry import load_encoder
+
+    model = load_encoder("taef2", "cpu", torch.bfloat16, with_decoder=True)
+    latent = torch.randn(1, 32, 4, 4, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    decoded = _decode(model, latent)
+    assert decoded.dtype == torch.float32 and decoded.shape[-2:] == (4 * model.downscale, 4 * model.downscale)
+    decoded.mean().backward()
+    assert latent.grad is not None and latent.grad.dtype == torch.float32 and float(latent.grad.abs().sum()) > 0

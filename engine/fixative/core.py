@@ -8,7 +8,8 @@ Algorithm, in words:
    ``fixative.transforms``, then a real JPEG: on every view by default, as platforms re-encode what
    they host) and moves every encoder's latent: toward its target latent and away from the clean
    view's latent (``fixative.objectives``: the mimic's model learns what the latent shows, so the
-   push is what protects). Each model's terms are normalised by its starting distance, so
+   push is what protects). Half of the push is measured on the decoded view D(E(·)), what a model
+   trained on the latents draws, so it moves the latent where the decoder renders the change. Each model's terms are normalised by its starting distance, so
    ensembles weigh models equally. Forward passes run under bf16 autocast where the CPU has native
    bf16 (``fixative.autocast``).
    The gradient is smoothed slightly before the Adam step, which favours a perturbation with
@@ -37,7 +38,13 @@ from fixative.errors import BadImage, BadOptions, Cancelled
 from fixative.metrics import closing_fraction, lpips_distance, psnr_torch, ssim_torch
 from fixative.models.base import ImageEncoder
 from fixative.models.registry import load_encoder
-from fixative.objectives import Objective, current_objective, maybe_real_jpeg, push_loss
+from fixative.objectives import (
+    Objective,
+    current_objective,
+    decoded_push_loss,
+    maybe_real_jpeg,
+    push_loss,
+)
 from fixative.optimizer import PerturbationOptimizer
 from fixative.options import ProtectOptions, Quality
 from fixative.pixels import MIN_SIDE, Pixels
@@ -71,18 +78,19 @@ class SearchPlan:
 
 QUALITY: dict[Quality, SearchPlan] = {
     "fast": SearchPlan(steps=12, passes=1, views_per_step=1, view_px_cpu=256, view_px_gpu=512),
-    "default": SearchPlan(steps=30, passes=2, views_per_step=2, view_px_cpu=256, view_px_gpu=768),
+    "default": SearchPlan(steps=24, passes=2, views_per_step=2, view_px_cpu=256, view_px_gpu=768),
     "max": SearchPlan(steps=100, passes=5, views_per_step=3, view_px_cpu=384, view_px_gpu=1024),
 }
 LARGE_FILE_SIDE = 768
 """A file longer than this is downscaled by a mimic training at 512 (and bucketed at 1024)."""
 LARGE_FILE_QUALITY: dict[Quality, SearchPlan] = {
-    "default": replace(QUALITY["default"], views_per_step=1, view_px_cpu=512),
+    "default": replace(QUALITY["default"], steps=30, views_per_step=1, view_px_cpu=512),
 }
-"""On CPU, large files get one 512² view per step instead of two 256² ones: twice the pixels per step,
-and the 512 training bucket seen whole. Measured on the 1024² benchmark paintings over three seeds:
-+0.25 dB after resize to 512 + JPEG 75 and +0.3–0.5 dB at 1024, in twice the time (docs/metric.md).
-Files up to 768 px keep the quality's own plan (the 512² speed target)."""
+"""On CPU, large files get 30 steps of one 512² view instead of two 256² ones: twice the pixels per
+step, and the 512 training bucket seen whole. Measured on the 1024² benchmark paintings over three
+seeds: +0.25 dB after resize to 512 + JPEG 75 and +0.3–0.5 dB at 1024, in twice the time
+(docs/metric.md). Files up to 768 px keep the quality's own plan, 24 steps since the decoded push
+doubled a step's cost (a 512² protect stays within the 30 s speed target)."""
 
 
 def search_plan(quality: Quality, height: int, width: int, on_cpu: bool) -> SearchPlan:
@@ -92,6 +100,8 @@ def search_plan(quality: Quality, height: int, width: int, on_cpu: bool) -> Sear
     return QUALITY[quality]
 
 
+DECODED_CACHE_VIEWS = 32
+"""Decoded clean views kept (a large file's default pass has 5 distinct views, a 4096² one more)."""
 MAIN_VIEW_AREA = 512 * 512
 """Closing fractions in the stats are measured on the whole image scaled to at most this area."""
 STRONG_VIEW_JITTER = 0.1
@@ -140,11 +150,12 @@ def build_targets(options: ProtectOptions, pixels: Pixels, model: ImageEncoder, 
     return targets
 
 
-REPORT_TIME_RATIO = {True: 2.4, False: 1.35}
+REPORT_TIME_RATIO = {True: 1.3, False: 0.75}
 """Seconds the float32 AI's-eye report spends per measured pixel (``mimicry.measured_pixels``), as a
 multiple of an optimisation step's seconds per view pixel, with bf16 autocast steps (True) or not.
 Measured on a 2-core AVX512-BF16 CPU, default protect of a 512² painting: 2.4 against bf16 steps,
-1.35 against float32 steps (docs/metric.md, "What the report costs").
+1.35 against float32 steps (docs/metric.md, "What the report costs"), halved since the decoded push
+about doubled a step's cost per view pixel (7.2 µs against 3.9 µs with bf16).
 Only the ETA and the progress bar's split use it; the report's own progress corrects it, as it must on
 a GPU, where the steps are fast and the report still runs on the CPU (``mimicry.available_models``)."""
 OPTIMISE_START, OPTIMISE_SPAN = 0.05, 0.87
@@ -323,6 +334,8 @@ class _Objective:
         # encoded on its own: slicing the whole image's latent would ask the perturbation to undo the
         # crop's border effects (measured 3x worse at the 1024² bucket). A 256² view's latent is 128 KiB.
         self.clean_latents = LatentCache(512)
+        self.clean_decoded = LatentCache(DECODED_CACHE_VIEWS)
+        """Decoded clean views (the decoded push's reference), fewer: a 512² one takes 3 MiB."""
 
     def add_gradient(self, optimizer: PerturbationOptimizer, view: View, chain: list[Purification],
                      noise_generator: torch.Generator) -> float:
@@ -340,11 +353,21 @@ class _Objective:
                 latent = encode(model, seen)
                 with torch.no_grad():
                     clean_latent = self.clean_latents.get((model.name, view.key), partial(encode, model, clean_view))
+                decoded_share = self.weights.decoded_push_share if model.has_decoder else 0.0
+                if decoded_share > 0:
+                    decoded = _decode(model, latent)
+                    with torch.no_grad():
+                        clean_decoded = self.clean_decoded.get((model.name, view.key),
+                                                               partial(_decode, model, clean_latent))
                 for label, target in self.targets:
                     goal = target.latent(model, view, clean_view, clean_latent)
                     scale = self.start_distance[(model.name, label)]
                     loss = loss + self.weights.target_weight * ((latent - goal) ** 2).mean() / scale
-                    loss = loss + self.weights.push_weight * push_loss(latent, clean_latent, scale)
+                    push = push_loss(latent, clean_latent, scale)
+                    if decoded_share > 0:
+                        push = (1 - decoded_share) * push + decoded_share * decoded_push_loss(push, decoded,
+                                                                                              clean_decoded)
+                    loss = loss + self.weights.push_weight * push
             loss = loss / (len(self.models) * len(self.targets))
         loss.backward()
         optimizer.grad[box] += piece.grad
@@ -363,6 +386,11 @@ class _Objective:
                 goal = target.latent(model, self.main_view, self.clean_main, clean_latent)
                 closing[key] = round(closing_fraction(adv_latent, clean_latent, goal), 4)
         return closing
+
+
+def _decode(model: ImageEncoder, latent: torch.Tensor) -> torch.Tensor:
+    """D(latent) as float32; the latent is cast to the model's dtype (bf16 / fp16 on a GPU), differentiably."""
+    return model.decode(latent.to(next(model.parameters()).dtype)).float()
 
 
 def _covering_region(views: list[View]) -> tuple[slice, slice, slice, slice]:

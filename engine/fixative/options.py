@@ -76,18 +76,18 @@ class ProtectOptions(BaseModel):
         ("low", "Low", "Smallest change (≤ 4/255, PSNR ≥ 40 dB). Measured: file PSNR 40.1 dB; model: +14.0 dB "
                        "after resize to 512, +4.1 dB after JPEG 75"),
         ("default", "Default", "≤ 8/255 in busy areas, a quarter of that in flat colour, PSNR ≥ 35.5 dB. Measured: "
-                               "file PSNR 35.6 dB; model: +13.7 dB after resize to 512, +4.8 dB after JPEG 75"),
-        ("high", "High", "≤ 12/255, PSNR ≥ 32 dB, may show in flat colour. Measured: file PSNR 32.4 dB; model: "
-                         "+13.3 dB after resize to 512, +5.5 dB after JPEG 75"),
+                               "file PSNR 35.6 dB; model: +13.9 dB after resize to 512, +5.0 dB after JPEG 75"),
+        ("high", "High", "≤ 12/255, PSNR ≥ 32 dB, may show in flat colour. Measured: file PSNR 32.0 dB; model: "
+                         "+13.6 dB after resize to 512, +5.8 dB after JPEG 75"),
     ])
     quality: Quality = _ui("default", label="Quality", help="Search effort: more steps and views per step "
                            "take longer and protect better", choices=[
         ("fast", "Fast", "Quick search (at least 12 steps of one view): previews and small images"),
-        ("default", "Default", "At least 30 steps of two views (on a CPU, files over 768 pixels get one "
-                               "512² view: twice the time, +0.3–0.5 dB at 1024): about 15 s for a "
-                               "512² crop on a 2-core CPU with bf16 (25 s in fp32), seconds on a GPU"),
+        ("default", "Default", "At least 24 steps of two views (on a CPU, files over 768 pixels get 30 "
+                               "steps of one 512² view): about 20 s for a "
+                               "512² crop on a 2-core CPU with bf16 (35 s in fp32), seconds on a GPU"),
         ("max", "Maximum", "Longest search (at least 100 steps of three views), for large files. "
-                           "Measured: 4.1× the default's time; model: +5.0 dB after resize to 512 + JPEG 75, +7.4 dB at 1024"),
+                           "Measured: 4.8× the default's time; model: +5.1 dB after resize to 512 + JPEG 75, +8.0 dB at 1024"),
     ])
     robustness: Robustness = _ui("standard", label="Robustness", help="Optimise through JPEG, resizing, "
                                  "blur and noise so the protection survives re-processing", choices=[
