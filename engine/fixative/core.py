@@ -9,9 +9,9 @@ Algorithm, in words:
    they host) and moves every encoder's latent: toward its target latent and away from the clean
    view's latent (``fixative.objectives``: the mimic's model learns what the latent shows, so the
    push is what protects). Half of the push is measured on the decoded view D(E(·)), what a model
-   trained on the latents draws, so it moves the latent where the decoder renders the change. Each model's terms are normalised by its starting distance, so
-   ensembles weigh models equally. Forward passes run under bf16 autocast where the CPU has native
-   bf16 (``fixative.autocast``).
+   trained on the latents draws, so it moves the latent where the decoder renders the change. Each
+   model's terms are normalised by its starting distance, so ensembles weigh models equally.
+   Forward passes run under bf16 autocast where the CPU has native bf16 (``fixative.autocast``).
    The gradient is smoothed slightly before the Adam step, which favours a perturbation with
    more low-frequency content: that part survives downscaling and noise (``fixative.optimizer``).
 3. After each step δ is clipped to the perceptual budget (texture-masked L∞, PSNR floor), at the end
@@ -150,12 +150,13 @@ def build_targets(options: ProtectOptions, pixels: Pixels, model: ImageEncoder, 
     return targets
 
 
-REPORT_TIME_RATIO = {True: 1.3, False: 0.75}
+REPORT_TIME_RATIO = {True: 1.1, False: 0.55}
 """Seconds the float32 AI's-eye report spends per measured pixel (``mimicry.measured_pixels``), as a
 multiple of an optimisation step's seconds per view pixel, with bf16 autocast steps (True) or not.
 Measured on a 2-core AVX512-BF16 CPU, default protect of a 512² painting: 2.4 against bf16 steps,
-1.35 against float32 steps (docs/metric.md, "What the report costs"), halved since the decoded push
-about doubled a step's cost per view pixel (7.2 µs against 3.9 µs with bf16).
+1.35 against float32 steps (docs/metric.md, "What the report costs"); since the decoded push about
+doubled a step's cost per view pixel, the full benchmark's times (512² protect 19.5 s bf16 / 35.6 s
+fp32 for 24 steps, report 9.3 s) scale them to 1.1 and 0.55.
 Only the ETA and the progress bar's split use it; the report's own progress corrects it, as it must on
 a GPU, where the steps are fast and the report still runs on the CPU (``mimicry.available_models``)."""
 OPTIMISE_START, OPTIMISE_SPAN = 0.05, 0.87
