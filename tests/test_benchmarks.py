@@ -382,6 +382,63 @@ def test_joint_ceiling_is_added_beside_the_default(tmp_path, monkeypatch):
         bench_mimic.main(["--json", str(path), "--lean-512"])
 
 
+def test_jpeg_every_step_ceiling_is_added_and_the_report_takes_the_better_ceiling(tmp_path, monkeypatch):
+    """``--ceiling-side 512 --jpeg-every-step`` stores ``ceiling_jpeg`` beside the run's own ceiling; for
+    each number the goals and the table show the better of the two, and the shift goal's ceiling is the
+    higher shift: a ceiling is the most any measured attack reached."""
+    from benchmarks import mimic as bench_mimic
+
+    name, _, path = _finished_run(tmp_path, {"resize512": 9.0, "resize512+jpeg75": 4.0},
+                                  {"resize512+jpeg75|taef2": 1.2}, seconds=1.0)
+    calls = []
+
+    def attack(original: np.ndarray, steps: int, long_side: int = 512, **kwargs) -> np.ndarray:
+        calls.append((steps, long_side, kwargs.get("jpeg_every_step")))
+        stripes = np.where(np.arange(original.shape[1]) % 2, 3, -3)[None, :, None] / 255
+        return np.clip(original + stripes, 0, 1).astype(np.float32)
+
+    monkeypatch.setattr(bench_mimic, "ceiling_attack", attack)
+    monkeypatch.setenv("FIXATIVE_MIMIC_REPORT", "off")
+    assert bench_mimic.main(["--json", str(path), "--ceiling-side", "512", "--jpeg-every-step", "--steps", "3"]) == 0
+    assert calls == [(3, 512, True)]
+    saved = json.loads(path.read_text())["mimic"]
+    entry = saved["paintings"][name]
+    assert entry["ceiling_jpeg"]["steps"] == 3 and "ceiling_512" not in entry
+    entry["ceiling"].update(gain={"resize512": 15.0, "resize512+jpeg75": 5.0}, shift={"resize512+jpeg75|taef2": 2.5})
+    entry["ceiling_jpeg"].update(gain={"resize512": 14.0, "resize512+jpeg75": 6.25},
+                                 shift={"resize512+jpeg75|taef2": 3.5})
+    measured = {g["goal"]: g["measured"] for g in bench_mimic.goals(saved)}
+    assert measured["gain after resize512 ≥ 8 dB"] == "+9.00 dB (ceiling at 512: +15.00)"
+    assert measured["gain after resize512+jpeg75 ≥ 5 dB"] == "+4.00 dB (ceiling at 512: +6.25)"
+    assert measured["latent shift vs noise (taef2, resize512+jpeg75) ≥ 3x"] == "1.20x (ceiling at 512: 3.50x)"
+    markdown = bench_mimic.section(saved)
+    assert "| resize512+jpeg75 | +4.00 | +6.25 | 64% |" in markdown and "| resize512 | +9.00 | +15.00 | 60% |" in markdown
+    assert "With JPEG in every step (3 steps" in markdown and "latent shift after JPEG taef2 3.50x" in markdown
+    assert set(bench_mimic.ceilings_of({"mimic": saved}, 48)[name]) == {"ceiling", "ceiling_jpeg"}
+
+
+def test_ceiling_attack_can_pass_every_step_through_jpeg(monkeypatch):
+    """``jpeg_every_step`` sends the view through the real JPEG in every step; otherwise every other one."""
+    if not (MODELS / "taef2_encoder.pth").exists() or not ART.is_dir():
+        pytest.skip("../shared (models/taesd and art) must sit beside the checkout")
+    from benchmarks import mimic as bench_mimic
+    from benchmarks.data import load_painting
+
+    through_jpeg = []
+
+    def counted(images, quality):
+        through_jpeg.append(quality)
+        return images
+
+    monkeypatch.setattr(bench_mimic, "real_jpeg_straight_through", counted)
+    original = load_painting("starry_night_van_gogh_1889.jpg", 48).astype(np.float32) / 255
+    bench_mimic.ceiling_attack(original, 4, long_side=32, jpeg_every_step=True)
+    assert len(through_jpeg) == 4 and all(60 <= q <= 90 for q in through_jpeg)
+    through_jpeg.clear()
+    bench_mimic.ceiling_attack(original, 4, long_side=32)
+    assert len(through_jpeg) == 2
+
+
 @pytest.mark.parametrize("lean_first", [False, True])
 def test_joint_ceiling_attack_moves_the_latent_at_both_sizes(lean_first):
     """The real joint attack (TAEF2, a few steps on a small crop, through 32 and 64 long side; equal or

@@ -31,11 +31,13 @@ def test_real_taef2_protects_a_painting_crop(fixative_home):
     f = {name: values["taef2"] for name, values in report.closing.items()}
     print("closing fractions:", f, "PSNR", report.psnr)
     assert report.psnr >= 35.0
-    # f toward the self-chosen target is secondary (docs/metric.md); the default objective trades it
-    # for what the mimic's model sees, through a real JPEG on every view
-    assert f["clean"] >= 0.028         # measured 0.047
-    assert f["jpeg75"] >= 0.026        # measured 0.044
-    assert f["resize0.5"] >= 0.05      # measured 0.088
+    # f toward the self-chosen target is secondary (docs/metric.md): the default objective pulls toward
+    # a style target at a fifth of a poison anchor's weight, so the style only leans the push away from
+    # the artwork. Still a lean toward it, not away (without the pull f falls below 0: −0.05 to −0.13
+    # on the 1024² benchmark paintings)
+    assert f["clean"] >= 0.005         # measured 0.013 (0.047 at the pull's former half weight)
+    assert f["jpeg75"] >= 0.005        # measured 0.011
+    assert f["resize0.5"] >= 0.015     # measured 0.035
 
 
 def test_large_image_keeps_protection_at_training_resolutions(fixative_home):

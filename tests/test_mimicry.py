@@ -297,6 +297,34 @@ def test_the_default_push_moves_what_the_decoder_draws_more_than_a_latent_push(f
     assert decoded_default > 1.1 * decoded_latent_only, (decoded_default, decoded_latent_only)
 
 
+def test_a_style_target_only_leans_the_push_and_a_poison_anchor_still_pulls(fixative_home, monkeypatch):
+    """The default objective pulls toward a style target at a fifth of a poison anchor's weight. Against
+    the former half weight, the same steps close less on the style target and move the latent further
+    from the artwork's (real TAEF2, 96² crop); poison keeps the half weight (test_core checks it closes)."""
+    from dataclasses import replace
+
+    import fixative
+    from fixative import objectives
+    from fixative.models.registry import load_encoder
+
+    mimic = objectives.OBJECTIVES[objectives.DEFAULT_OBJECTIVE]
+    assert (mimic.pull_weight("style"), mimic.pull_weight("poison")) == (0.1, 0.5)
+    assert objectives.OBJECTIVES["directed"].pull_weight("style") == 1.0  # unset: the target weight
+    model = load_encoder("taef2", "cpu")
+    image = painting(size=96)
+    options = {"quality": "fast", "steps": 8, "robustness": "off", "ai_report": "off"}
+
+    def moved(protected: np.ndarray) -> float:
+        clean, cloaked = (mimicry.encode_image(model, a.astype(np.float32) / 255) for a in (image, protected))
+        return float(((cloaked - clean) ** 2).mean())
+
+    leaning = fixative.protect(image, options)
+    monkeypatch.setitem(objectives.OBJECTIVES, "mimic", replace(mimic, style_target_weight=None))
+    pulled = fixative.protect(image, options)
+    assert leaning.stats.closing["taef2"] < pulled.stats.closing["taef2"]
+    assert moved(leaning.image) > moved(pulled.image)
+
+
 def test_the_decoded_push_decodes_float_latents_on_a_half_precision_model():
     """On a GPU the models run in bf16 / fp16 while latents are kept in float32: the decode casts them
     (and keeps the gradient), instead of failing on the dtype."""

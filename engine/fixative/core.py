@@ -310,7 +310,7 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
 
 class _Objective:
     """The loss over views of the artwork: for each (model, target) pair, the latent distance to its
-    goal (weighted by ``weights.target_weight``) minus the distance from the clean view's latent
+    goal (weighted by ``weights.pull_weight(label)``) minus the distance from the clean view's latent
     (``weights.push_weight``; fixative.objectives).
 
     Each pair's terms are divided by its distance at the start (on the main view), so every model and
@@ -363,7 +363,7 @@ class _Objective:
                 for label, target in self.targets:
                     goal = target.latent(model, view, clean_view, clean_latent)
                     scale = self.start_distance[(model.name, label)]
-                    loss = loss + self.weights.target_weight * ((latent - goal) ** 2).mean() / scale
+                    loss = loss + self.weights.pull_weight(label) * ((latent - goal) ** 2).mean() / scale
                     push = push_loss(latent, clean_latent, scale)
                     if decoded_share > 0:
                         push = (1 - decoded_share) * push + decoded_share * decoded_push_loss(push, decoded,

@@ -6,10 +6,13 @@ latent a little, and the AI's-eye view barely changes (issue 13). The *mimic pus
 that moves the latent away from the clean view's latent, ‖E(v(x′)) − E(v(x))‖², normalised per
 model by the target term's starting distance so ensembles weigh models equally. With the target
 term at the same weight ('directed') the sum is a steady push past the target, in its direction;
-at half the weight (the default, 'mimic') the latent is pushed away from the mirror image of the
-target about the clean latent: away from the artwork, leaning toward the target. The default takes
-half of the push's gradient from the decoded view (``decoded_push_loss``): what the mimic's model
-draws, which is what the AI's-eye metric measures.
+at half the weight the latent is pushed away from the mirror image of the target about the clean
+latent: away from the artwork, leaning toward the target. The default ('mimic') keeps that half weight
+for a poison anchor, the concept the model should learn instead, and pulls toward a style target at
+a fifth of it: a style target only leans the direction, since every bit of pull toward a target this
+near the artwork is taken from the push (``style_target_weight``). The default takes half of the push's
+gradient from the decoded view (``decoded_push_loss``): what the mimic's model draws, which is what the
+AI's-eye metric measures.
 
 A mimic's JPEG re-encode is where cloaks die. ``real_jpeg_straight_through`` runs Pillow's real
 JPEG in the forward pass (what the mimic's pipeline does) and lets the gradient through the
@@ -34,7 +37,8 @@ class Objective:
     """Weights of the loss terms and the real-JPEG EOT policy."""
 
     target_weight: float
-    """Weight of the (normalised) pull toward the style/poison target latent."""
+    """Weight of the (normalised) pull toward the target latent: a poison anchor, and a style target
+    unless ``style_target_weight`` is set."""
     push_weight: float
     """Weight of the (normalised) push away from the clean view's latent; 0 = target only."""
     real_jpeg_probability: float
@@ -43,12 +47,20 @@ class Objective:
     decoded_push_share: float = 0.0
     """Share of the push whose gradient comes from the decoded view D(E(·)) rather than the latent
     (models with a decoder; ``decoded_push_loss``); 0 = the latent only."""
+    style_target_weight: float | None = None
+    """Weight of the pull toward a style target; None = ``target_weight``."""
+
+    def pull_weight(self, label: str) -> float:
+        """The pull's weight for a target labelled ``label`` ('style' or 'poison', ``core.build_targets``)."""
+        if label == "style" and self.style_target_weight is not None:
+            return self.style_target_weight
+        return self.target_weight
 
 
 OBJECTIVES: dict[str, Objective] = {
     "target": Objective(1.0, 0.0, 0.0, (75, 75)),
     "directed": Objective(1.0, 1.0, 0.5, (60, 90)),
-    "mimic": Objective(0.5, 1.0, 1.0, (60, 90), decoded_push_share=0.5),
+    "mimic": Objective(0.5, 1.0, 1.0, (60, 90), decoded_push_share=0.5, style_target_weight=0.1),
     "untargeted": Objective(0.0, 1.0, 0.5, (60, 90)),
 }
 """Measured on Starry Night (centred 512², default intensity, PSNR 35.9, TAEF2; docs/metric.md), gain
