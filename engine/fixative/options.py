@@ -65,7 +65,7 @@ class ProtectOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     mode: Mode = _ui("style", label="Mode", help="What AI image encoders should be fooled about", choices=[
-        ("style", "Style cloak", "Encoders see your artwork in another style (Glaze-like)"),
+        ("style", "Style cloak", "Encoders see your artwork disrupted, leaning toward another style (Glaze-like)"),
         ("poison", "Concept poison", "Encoders see another concept; needs an anchor image or a "
                                      "diffusers pipeline (Nightshade-like)"),
         ("both", "Both", "Style cloak and concept poison in one optimisation"),
@@ -73,12 +73,12 @@ class ProtectOptions(BaseModel):
     intensity: Intensity = _ui("default", label="Intensity", help="How much the pixels may change: "
                                "more change, more protection", choices=[
         # The measured halves come from the full benchmark (Starry Night, 1024²; tests/test_ladder_numbers.py).
-        ("low", "Low", "Smallest change (≤ 4/255, PSNR ≥ 40 dB). Measured: file PSNR 40.1 dB; model: +14.0 dB "
-                       "after resize to 512, +4.1 dB after JPEG 75"),
+        ("low", "Low", "Smallest change (≤ 4/255, PSNR ≥ 40 dB). Measured: file PSNR 40.1 dB; model: +15.5 dB "
+                       "after resize to 512, +4.7 dB after JPEG 75"),
         ("default", "Default", "≤ 8/255 in busy areas, a quarter of that in flat colour, PSNR ≥ 35.5 dB. Measured: "
-                               "file PSNR 35.6 dB; model: +13.9 dB after resize to 512, +5.0 dB after JPEG 75"),
-        ("high", "High", "≤ 12/255, PSNR ≥ 32 dB, may show in flat colour. Measured: file PSNR 32.0 dB; model: "
-                         "+13.6 dB after resize to 512, +5.8 dB after JPEG 75"),
+                               "file PSNR 35.5 dB; model: +15.5 dB after resize to 512, +5.7 dB after JPEG 75"),
+        ("high", "High", "≤ 12/255, PSNR ≥ 32 dB, may show in flat colour. Measured: file PSNR 32.4 dB; model: "
+                         "+15.1 dB after resize to 512, +6.5 dB after JPEG 75"),
     ])
     quality: Quality = _ui("default", label="Quality", help="Search effort: more steps and views per step "
                            "take longer and protect better", choices=[
@@ -87,7 +87,7 @@ class ProtectOptions(BaseModel):
                                "steps of one 512² view): about 20 s for a "
                                "512² crop on a 2-core CPU with bf16 (35 s in fp32), seconds on a GPU"),
         ("max", "Maximum", "Longest search (at least 100 steps of three views), for large files. "
-                           "Measured: 4.8× the default's time; model: +5.1 dB after resize to 512 + JPEG 75, +8.0 dB at 1024"),
+                           "Measured: 4.4× the default's time; model: +6.0 dB after resize to 512 + JPEG 75, +8.9 dB at 1024"),
     ])
     robustness: Robustness = _ui("standard", label="Robustness", help="Optimise through JPEG, resizing, "
                                  "blur and noise so the protection survives re-processing", choices=[
@@ -97,7 +97,7 @@ class ProtectOptions(BaseModel):
         ("strong", "Strong", "Every view passes through up to two of them, harder (JPEG down to 30, "
                              "resize to 0.35×), then a real JPEG"),
     ])
-    target_style: str = _ui("auto", label="Target style", help="The style encoders should see: a built-in "
+    target_style: str = _ui("auto", label="Target style", help="The style the cloak leans toward: a built-in "
                             "style (fixative styles list), or auto (one at a medium distance from yours)",
                             enabled_when={"mode": STYLE_MODES}, suggestions="target_style")
     concept: str | None = _ui(None, label="Concept", help="What the artwork shows, e.g. cat (poison mode; "
