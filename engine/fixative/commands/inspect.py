@@ -92,12 +92,10 @@ def _measure(original_path: Path, protected_path: Path, models: str) -> dict:
 def _ai_eye_gain(original, protected, names: list[str]) -> float | None:
     """The lowest AI's-eye gain over noise after ``VERDICT_PREPROCESS`` among the encoders with a decoder
     (None when none has one, or the file is unchanged)."""
-    import torch
-
     from fixative import mimicry
     from fixative.models.registry import load_encoder
 
-    models = [load_encoder(name, "cpu", torch.float32) for name in names]
+    models = [load_encoder(name, "cpu") for name in names]  # the same call (and cache entry) as evaluate's
     report = mimicry.measure(original, protected, models, preprocess=[VERDICT_PREPROCESS])
     gains = [row.gain_db for row in report.rows if row.gain_db is not None]
     return min(gains) if gains else None
