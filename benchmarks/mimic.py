@@ -15,7 +15,9 @@ import argparse
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -289,6 +291,40 @@ def add_quality(results_path: Path, quality: str, names: list[str], log: Log) ->
         results_path.write_text(json.dumps(results, indent=1))
 
 
+@contextmanager
+def latent_warmup(steps: int) -> Iterator[None]:
+    """protect()'s search plans, every quality's, with ``steps`` latent warm-up steps first
+    (``core.SearchPlan.latent_warmup_steps``), restored on exit."""
+    from fixative import core
+
+    saved = [(table, dict(table)) for table in (core.QUALITY, core.LARGE_FILE_QUALITY)]
+    for table, plans in saved:
+        table.update({name: replace(plan, latent_warmup_steps=steps) for name, plan in plans.items()})
+    try:
+        yield
+    finally:
+        for table, plans in saved:
+            table.update(plans)
+
+
+def add_frontier(results_path: Path, warmups: list[int], names: list[str], log: Log) -> None:
+    """The default with ``warmups`` latent warm-up steps before its own, measured like the default and
+    added to a finished run's JSON as ``frontier`` {steps: measured}: how much TAEF2 latent shift after
+    JPEG at 512 the warm-up buys, and what it costs at 1024."""
+    results = json.loads(results_path.read_text())
+    mimic = results["mimic"]
+    models, held_out = mimicry.available_models([MODEL])
+    for name in names:
+        image = load_painting(name, mimic["side"])
+        options = {"models": [MODEL], "intensity": "default", "device": "cpu", "seed": 0}
+        for steps in warmups:
+            with latent_warmup(steps):
+                measured = protect_and_measure(image, options, models, held_out)[1]
+            mimic["paintings"][name].setdefault("frontier", {})[str(steps)] = measured
+            log(f"mimic {name} latent warm-up {steps}: {measured['seconds']:.1f}s; {measured['summary']}")
+            results_path.write_text(json.dumps(results, indent=1))
+
+
 def quality_line(default: dict, other: dict) -> str:
     """The measured line a quality choice's help carries: its time against the default's and what
     the model sees (one painting's numbers, the benchmark's first)."""
@@ -436,6 +472,7 @@ def section(mimic: dict) -> str:
             if other is not None:
                 lines.append(f"| {name} | {other['seconds']:.0f} / {default['seconds']:.0f} | {other['steps']} / "
                              f"{default['steps']} | " + _versus_cells(other, default, mimic["model"]))
+    lines += _frontier_lines(mimic)
     lines += _precision_lines(mimic)
     lines += ["", "### Intensity ladder (first painting)", "", "| intensity | what a person sees / what the model sees |",
               "|---|---|"]
@@ -448,6 +485,38 @@ def section(mimic: dict) -> str:
 def _goals_met(measured: dict) -> int:
     """How many of the four gain goals (``GOALS``) one measured cloak meets."""
     return sum((measured["gain"].get(p) or -math.inf) >= wanted for p, wanted in GOALS.items())
+
+
+def _shift_goals_met(measured: dict) -> int:
+    """How many of the latent-shift goals (after JPEG at 512, every encoder) one measured cloak meets."""
+    return sum(ratio >= (HELD_OUT_SHIFT_GOAL if key.split("|")[1] in measured["held_out"] else SHIFT_GOAL)
+               for key, ratio in measured["shift"].items() if key.startswith("resize512+jpeg75|"))
+
+
+def _frontier_lines(mimic: dict) -> list[str]:
+    """The default beside itself with latent warm-up steps: the latent shift bought, the 1024 gains paid."""
+    rows = {name: entry["frontier"] for name, entry in mimic["paintings"].items() if entry.get("frontier")}
+    if not rows:
+        return []
+    shift_models = _models(next(iter(mimic["paintings"].values()))["default"])
+    lines = ["", "### The latent-shift frontier: warm-up steps on the 512 bucket", "",
+             "The default with N steps first on the whole image at the 512 training bucket through real JPEG, "
+             "pushing the latent only (`core.SearchPlan.latent_warmup_steps`, what the latent-shift ceiling "
+             "does), then its own steps (`python -m benchmarks.mimic --latent-warmup N`). 0 is the default. "
+             "Goals met counts the four gain goals and the latent-shift goals after JPEG at 512.", "",
+             "| painting | warm-up steps | time (s) | " + " | ".join(f"gain {p}" for p in SIDE_BY_SIDE) + " | "
+             + " | ".join(f"shift {m} (512 + JPEG)" for m in shift_models) + " | goals met | file PSNR |",
+             "|---|---|---|" + "---|" * (len(SIDE_BY_SIDE) + len(shift_models) + 2)]
+    for name, frontier in rows.items():
+        runs = [(0, mimic["paintings"][name]["default"])] + sorted((int(k), v) for k, v in frontier.items())
+        for steps, measured in runs:
+            shifts = [f"{measured['shift'].get(f'resize512+jpeg75|{m}', math.nan):.2f}x" for m in shift_models]
+            met = _goals_met(measured) + _shift_goals_met(measured)
+            lines.append(f"| {name} | {steps} | {measured['seconds']:.0f} | "
+                         + " | ".join(_gain(measured["gain"].get(p)) for p in SIDE_BY_SIDE) + " | "
+                         + " | ".join(shifts) + f" | {met} of {len(GOALS) + len(shift_models)} | "
+                         f"{measured['file_psnr']:.2f} |")
+    return lines
 
 
 JOINT_CEILINGS = {"ceiling_joint": "equal", "ceiling_joint_lean512": "leaning to 512 + JPEG"}
@@ -543,8 +612,8 @@ def _models(measured: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks.mimic [--ceiling-side 1024 [--steps N]] [--quality max] [--report-times]
-    [--painting NAME ...]``."""
+    """``python -m benchmarks.mimic [--ceiling-side 1024 [--steps N]] [--quality max] [--latent-warmup N ...]
+    [--report-times] [--painting NAME ...]``."""
     parser = argparse.ArgumentParser(description="Add measurements to a finished run's AI's-eye section: "
                                      "the ceiling through another resize, or Fixative at another quality.")
     parser.add_argument("--ceiling-side", type=int, default=None,
@@ -559,6 +628,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=100, help="steps of that ceiling")
     parser.add_argument("--quality", choices=("fast", "max"), default=None,
                         help="measure the default intensity at this search quality too")
+    parser.add_argument("--latent-warmup", type=int, action="append", metavar="N",
+                        help="measure the default with N latent warm-up steps on the 512 bucket first (repeatable)")
     parser.add_argument("--report-times", action="store_true",
                         help="only time the AI's-eye report at each level after a default protect of the first painting")
     parser.add_argument("--painting", action="append", help="painting file name (default: every painting in the run)")
@@ -577,9 +648,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_times:
         add_report_times(args.json, log)
         return 0
+    if args.latent_warmup:
+        add_frontier(args.json, args.latent_warmup, names, log)
     if args.quality:
         add_quality(args.json, args.quality, names, log)
-    if args.ceiling_side or args.joint or not args.quality:
+    if args.ceiling_side or args.joint or not (args.quality or args.latent_warmup):
         add_ceiling_at(args.json, args.ceiling_side or 1024, args.steps, names, log, joint=args.joint,
                        lean_512=args.lean_512, jpeg_every_step=args.jpeg_every_step)
     return 0

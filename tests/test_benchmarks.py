@@ -500,6 +500,45 @@ def test_quality_max_is_added_beside_the_default(tmp_path, monkeypatch):
     assert line == "2.5× the default's time; model: +4.6 dB after resize to 512 + JPEG 75, +5.0 dB at 1024"
 
 
+def test_latent_warmup_frontier_is_added_beside_the_default(tmp_path, monkeypatch):
+    """``python -m benchmarks.mimic --latent-warmup N`` protects each painting with N warm-up steps in
+    protect()'s plans (restored afterwards), and the report counts the goals each run meets."""
+    from benchmarks import mimic as bench_mimic
+    from benchmarks import strength
+    from fixative import core
+
+    name, measured, path = _finished_run(tmp_path, {"resize512": 9.0, "resize512+jpeg75": 4.0},
+                                         {"resize512+jpeg75|taef2": 1.2}, seconds=2.0)
+    warmups_seen = []
+
+    class Result:
+        class stats:  # noqa: N801 - stands in for ProtectStats
+            steps, dtype = 7, "float32"
+
+    def fake_protect(image: np.ndarray, options: dict, precision_setting: str | None = None):
+        warmups_seen.append({p.latent_warmup_steps for t in (core.QUALITY, core.LARGE_FILE_QUALITY) for p in t.values()})
+        stripes = np.where(np.arange(image.shape[1]) % 2, 3, -3)[None, :, None]
+        return Result(), (np.clip(image.astype(int) + stripes, 0, 255) / 255).astype(np.float32), 5.0
+
+    monkeypatch.setattr(strength, "run_fixative", fake_protect)
+    monkeypatch.setattr(bench_mimic, "ceiling_attack", lambda *a, **k: pytest.fail("no ceiling was asked for"))
+    monkeypatch.setenv("FIXATIVE_MIMIC_REPORT", "off")
+    assert bench_mimic.main(["--json", str(path), "--latent-warmup", "10", "--latent-warmup", "20"]) == 0
+    assert warmups_seen == [{10}, {20}]
+    assert {p.latent_warmup_steps for t in (core.QUALITY, core.LARGE_FILE_QUALITY) for p in t.values()} == {0}
+    saved = json.loads(path.read_text())["mimic"]
+    frontier = saved["paintings"][name]["frontier"]
+    assert sorted(frontier) == ["10", "20"] and frontier["10"]["seconds"] == 5.0
+    frontier["10"].update(gain=dict.fromkeys(bench_mimic.GOALS, 9.0), shift={"resize512+jpeg75|taef2": 3.1})
+    frontier["20"].update(gain=dict.fromkeys(bench_mimic.GOALS, 2.0), shift={"resize512+jpeg75|taef2": 2.9})
+    markdown = bench_mimic.section(saved)
+    assert "### The latent-shift frontier" in markdown
+    rows = [line for line in markdown.splitlines() if line.startswith(f"| {name} | ") and " of 5 |" in line]
+    assert [row.split(" | ")[1] for row in rows] == ["0", "10", "20"]
+    assert [row.split(" | ")[-2] for row in rows] == ["1 of 5", "5 of 5", "0 of 5"]
+    assert "| 3.10x |" in rows[1]
+
+
 def test_a_rerun_can_keep_the_ceilings_of_the_finished_run(tmp_path, monkeypatch):
     """``benchmarks.run --keep-ceilings``: Fixative is measured again, the ceilings (which never run
     protect()) are carried over from the finished run, also the ones at 1024; a ceiling of another
