@@ -16,8 +16,9 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -275,20 +276,37 @@ def add_ceiling_at(results_path: Path, long_side: int, steps: int, names: list[s
         results_path.write_text(json.dumps(results, indent=1))
 
 
-def add_quality(results_path: Path, quality: str, names: list[str], log: Log) -> None:
-    """Fixative at the default intensity but another search ``quality`` (``max``: more steps, more and
-    larger views), measured like the default and added to a finished run's JSON as ``quality_<name>``:
-    what more search time buys, beside the default and the ceiling."""
+Variant = tuple[tuple[str, ...], dict, Callable[[], AbstractContextManager[None]]]
+"""One variant of the default for ``_add_default_variants``: where it is stored in a painting's entry
+(a key path), the options it changes, and the context protect() runs in."""
+
+
+def _add_default_variants(results_path: Path, names: list[str], log: Log, variants: list[Variant]) -> None:
+    """Fixative at the default intensity changed by each variant, measured like the default and stored
+    in each painting's entry of a finished run's JSON under the variant's key path."""
     results = json.loads(results_path.read_text())
     mimic = results["mimic"]
     models, held_out = mimicry.available_models([MODEL])
     for name in names:
         image = load_painting(name, mimic["side"])
-        options = {"models": [MODEL], "intensity": "default", "quality": quality, "device": "cpu", "seed": 0}
-        measured = protect_and_measure(image, options, models, held_out)[1]
-        mimic["paintings"][name][f"quality_{quality}"] = measured
-        log(f"mimic {name} quality {quality}: {measured['seconds']:.1f}s; {measured['summary']}")
-        results_path.write_text(json.dumps(results, indent=1))
+        for path, changed, context in variants:
+            options = {"models": [MODEL], "intensity": "default", "device": "cpu", "seed": 0, **changed}
+            with context():
+                measured = protect_and_measure(image, options, models, held_out)[1]
+            *parents, leaf = path
+            entry = mimic["paintings"][name]
+            for key in parents:
+                entry = entry.setdefault(key, {})
+            entry[leaf] = measured
+            log(f"mimic {name} {' '.join(path)}: {measured['seconds']:.1f}s; {measured['summary']}")
+            results_path.write_text(json.dumps(results, indent=1))
+
+
+def add_quality(results_path: Path, quality: str, names: list[str], log: Log) -> None:
+    """Fixative at the default intensity but another search ``quality`` (``max``: more steps, more and
+    larger views), added to a finished run's JSON as ``quality_<name>``: what more search time buys,
+    beside the default and the ceiling."""
+    _add_default_variants(results_path, names, log, [((f"quality_{quality}",), {"quality": quality}, nullcontext)])
 
 
 @contextmanager
@@ -308,21 +326,11 @@ def latent_warmup(steps: int) -> Iterator[None]:
 
 
 def add_frontier(results_path: Path, warmups: list[int], names: list[str], log: Log) -> None:
-    """The default with ``warmups`` latent warm-up steps before its own, measured like the default and
-    added to a finished run's JSON as ``frontier`` {steps: measured}: how much TAEF2 latent shift after
-    JPEG at 512 the warm-up buys, and what it costs at 1024."""
-    results = json.loads(results_path.read_text())
-    mimic = results["mimic"]
-    models, held_out = mimicry.available_models([MODEL])
-    for name in names:
-        image = load_painting(name, mimic["side"])
-        options = {"models": [MODEL], "intensity": "default", "device": "cpu", "seed": 0}
-        for steps in warmups:
-            with latent_warmup(steps):
-                measured = protect_and_measure(image, options, models, held_out)[1]
-            mimic["paintings"][name].setdefault("frontier", {})[str(steps)] = measured
-            log(f"mimic {name} latent warm-up {steps}: {measured['seconds']:.1f}s; {measured['summary']}")
-            results_path.write_text(json.dumps(results, indent=1))
+    """The default with ``warmups`` latent warm-up steps before its own, added to a finished run's JSON
+    as ``frontier`` {steps: measured}: how much TAEF2 latent shift after JPEG at 512 the warm-up buys,
+    and what it costs at 1024."""
+    _add_default_variants(results_path, names, log,
+                          [(("frontier", str(steps)), {}, partial(latent_warmup, steps)) for steps in warmups])
 
 
 def quality_line(default: dict, other: dict) -> str:
@@ -370,7 +378,7 @@ def goals(mimic: dict) -> list[dict]:
             preprocess, model = key.split("|")
             if preprocess != "resize512+jpeg75":
                 continue
-            wanted = HELD_OUT_SHIFT_GOAL if model in default["held_out"] else SHIFT_GOAL
+            wanted = _shift_goal(default, model)
             label = f"{model}{' (held out)' if model in default['held_out'] else ''}"
             measured = f"{ratio:.2f}x"
             ceiling_shifts = [c["shift"][key] for c in _ceilings_through(entry, 512) if c["shift"].get(key) is not None]
@@ -489,8 +497,13 @@ def _goals_met(measured: dict) -> int:
 
 def _shift_goals_met(measured: dict) -> int:
     """How many of the latent-shift goals (after JPEG at 512, every encoder) one measured cloak meets."""
-    return sum(ratio >= (HELD_OUT_SHIFT_GOAL if key.split("|")[1] in measured["held_out"] else SHIFT_GOAL)
+    return sum(ratio >= _shift_goal(measured, key.split("|")[1])
                for key, ratio in measured["shift"].items() if key.startswith("resize512+jpeg75|"))
+
+
+def _shift_goal(measured: dict, model: str) -> float:
+    """The latent-shift goal for ``model``: lower for an encoder held out of the optimisation."""
+    return HELD_OUT_SHIFT_GOAL if model in measured["held_out"] else SHIFT_GOAL
 
 
 def _frontier_lines(mimic: dict) -> list[str]:

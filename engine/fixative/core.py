@@ -288,14 +288,13 @@ def protect(image: Any, options: ProtectOptions | dict | None = None, *, style_i
         if cancelled():
             raise Cancelled("protection was cancelled")
         step_start = time.perf_counter()
-        views, step_loss = [], 0.0
         if step <= warmup:
-            step_loss = objective.add_gradient(optimizer, bucket, [], noise_generator, latent_only=True)
-            views.append(bucket)
-        for _ in range(plan.views_per_step if step > warmup else 0):
-            view, chain = sampler.sample(rng), robustness.sample(rng)
-            step_loss += objective.add_gradient(optimizer, view, chain, noise_generator) / plan.views_per_step
-            views.append(view)
+            drawn = [(bucket, [], True)]
+        else:
+            drawn = [(sampler.sample(rng), robustness.sample(rng), False) for _ in range(plan.views_per_step)]
+        step_loss = sum(objective.add_gradient(optimizer, view, chain, noise_generator, latent_only=latent_only)
+                        for view, chain, latent_only in drawn) / len(drawn)
+        views = [view for view, _, _ in drawn]
         optimizer.step(step, _covering_region(views))
         clock.tick(time.perf_counter() - step_start, sum(v.out_h * v.out_w for v in views), steps)
         clock.optimising(step, steps, f"optimising (step {step}/{steps}, loss {step_loss:.3f})")
