@@ -61,6 +61,7 @@ def test_identical_images_change_nothing_and_stay_json_safe():
     assert math.isinf(seeing.ai_psnr) and math.isinf(seeing.noise_psnr) and seeing.gain_db == 0.0
     assert seeing.ai_ssim == pytest.approx(1.0) and seeing.shift_ratio == 0.0
     assert blind.held_out and blind.gain_db is None and blind.shift_ratio == 0.0
+    assert seeing.cloak_shift == seeing.noise_shift == blind.cloak_shift == blind.noise_shift == 0.0
     data = json.loads(json.dumps(report.as_dict(), allow_nan=False))  # inf must not leak into JSON
     assert data["file_psnr"] is None and data["rows"][0]["ai_psnr"] is None
     assert "∞ dB" in report.table()
@@ -90,6 +91,11 @@ def test_identity_model_reports_the_file_psnr_and_no_gain():
     assert row.ai_psnr == pytest.approx(report.file_psnr, abs=1e-3)
     assert row.noise_psnr == pytest.approx(report.file_psnr, abs=0.01)
     assert abs(row.gain_db) < 0.02 and row.shift_ratio == pytest.approx(1.0, abs=0.01)
+    # E = identity: the cloak's shift is its own size relative to the image, and so is equal noise's
+    relative = float(np.linalg.norm(cloak - image) / np.linalg.norm(image))
+    assert row.cloak_shift == pytest.approx(relative, rel=1e-3)
+    assert row.noise_shift == pytest.approx(relative, rel=0.01)
+    assert f"({relative * 100:.1f} % / " in report.table()
 
 
 def test_a_change_the_encoder_sees_is_louder_than_noise():
@@ -141,6 +147,16 @@ def test_noise_control_gives_no_gain_on_the_real_model(taef2):
     for row in report.rows:
         assert abs(row.gain_db) < 1.0, row
         assert 0.85 < row.shift_ratio < 1.15, row
+        assert row.shift_ratio == pytest.approx(row.cloak_shift / row.noise_shift, rel=1e-3)
+
+
+def test_jpeg_turns_a_small_change_into_a_larger_latent_shift(taef2):
+    """The yardstick after JPEG: re-quantising rounds small changes into blockwise flips, so equal noise
+    moves TAEF2's latent several times further after JPEG 75 than without it (docs/metric.md)."""
+    image = painting(size=128).astype(np.float32) / 255
+    cloak = np.clip(image + np.random.default_rng(5).normal(0, 2 / 255, image.shape), 0, 1).astype(np.float32)
+    plain, jpeg = mimicry.measure(image, cloak, [taef2], preprocess=["resize512", "resize512+jpeg75"]).rows
+    assert jpeg.noise_shift > 1.5 * plain.noise_shift, (plain, jpeg)
 
 
 def test_an_attack_on_the_encoder_is_louder_than_noise_and_a_smooth_shift_is_not_hidden(taef2):
