@@ -381,10 +381,10 @@ def goals(mimic: dict) -> list[dict]:
             wanted = _shift_goal(default, model)
             label = f"{model}{' (held out)' if model in default['held_out'] else ''}"
             measured = f"{ratio:.2f}x"
-            ceiling_shifts = [c["shift"][key] for c in _ceilings_through(entry, 512) if c["shift"].get(key) is not None]
-            joint_shifts = [entry[k]["shift"][key] for k in JOINT_CEILINGS if entry.get(k, {}).get("shift", {}).get(key)]
-            context = ([f"ceiling at 512: {max(ceiling_shifts):.2f}x"] if ceiling_shifts else []) + (
-                [f"at 512 and 1024 at once: {max(joint_shifts):.2f}x"] if joint_shifts else [])
+            through_512 = _best_shift(_ceilings_through(entry, 512), key)
+            joint = _best_shift([entry[k] for k in JOINT_CEILINGS if k in entry], key)
+            context = ([f"ceiling at 512: {through_512:.2f}x"] if through_512 is not None else []) + (
+                [f"at 512 and 1024 at once: {joint:.2f}x"] if joint is not None else [])
             if context:
                 measured += f" ({', '.join(context)})"
             out.append({"painting": name, "goal": f"latent shift vs noise ({label}, resize512+jpeg75) ≥ {wanted:g}x",
@@ -393,6 +393,12 @@ def goals(mimic: dict) -> list[dict]:
                     "measured": f"{default['file_psnr']:.2f} dB, {default['file_ssim']:.4f}",
                     "passed": default["file_psnr"] >= 35.5 - 0.05 and default["file_ssim"] >= 0.95})
     return out
+
+
+def _best_shift(ceilings: list[dict], key: str) -> float | None:
+    """The largest latent shift ``key`` ('preprocess|model') among ``ceilings``; None when none measured it."""
+    shifts = [c["shift"][key] for c in ceilings if c["shift"].get(key) is not None]
+    return max(shifts) if shifts else None
 
 
 def _ceilings_through(entry: dict, side: int) -> list[dict]:
